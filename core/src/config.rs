@@ -1,0 +1,467 @@
+//! Validated configuration, built with [`ConfigBuilder`].
+//!
+//! Parameter names and defaults are the original `aci-cache` 0.1.1's
+//! (`high_threshold` 50 w/s, `low_threshold` 10 w/s, `default_ttl` 10 s,
+//! `batch_interval` 2.5 s, `controller_interval` 3 s, `sliding_window` 5 s,
+//! `channel_prefix` `"aci"`, no namespace, controller role), plus the knobs the
+//! original lacks: `local_ttl`, `hysteresis`, `min_dwell`, `rebroadcast` and
+//! message size caps.
+
+use core::fmt::Write as _;
+
+use crate::config_error::ConfigError;
+use crate::strategy::Role;
+use crate::time::Duration;
+
+/// Longest channel prefix accepted, in bytes.
+pub const PREFIX_MAX_BYTES: usize = 32;
+/// Longest namespace accepted, in bytes.
+pub const NAMESPACE_MAX_BYTES: usize = 64;
+/// Hard cap on one Pub/Sub payload, in bytes; `max_message_bytes` may only lower it.
+pub const MESSAGE_BYTES_CAP: usize = 32 * 1024;
+/// Smallest `max_message_bytes` accepted: room for a strategy update and a short key.
+pub const MESSAGE_BYTES_MIN: usize = 512;
+/// Hard cap on the keys of one invalidation; `max_message_keys` may only lower it.
+pub const MESSAGE_KEYS_CAP: usize = 1024;
+
+/// Capacity of a channel name: `{prefix}:{namespace}:invalidation`.
+pub(crate) const CHANNEL_CAP: usize = PREFIX_MAX_BYTES + NAMESPACE_MAX_BYTES + 16;
+/// A channel name or key prefix held without allocation.
+pub(crate) type Name = heapless::String<CHANNEL_CAP>;
+
+/// Everything the engine needs to know, validated. Build one with [`Config::builder`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub(crate) high_threshold: f64,
+    pub(crate) low_threshold: f64,
+    pub(crate) default_ttl: Duration,
+    pub(crate) local_ttl: Duration,
+    pub(crate) batch_interval: Duration,
+    pub(crate) controller_interval: Duration,
+    pub(crate) sliding_window: Duration,
+    pub(crate) hysteresis: f64,
+    pub(crate) min_dwell: Duration,
+    pub(crate) rebroadcast: bool,
+    pub(crate) role: Role,
+    pub(crate) max_message_bytes: usize,
+    pub(crate) max_message_keys: usize,
+    pub(crate) channel_prefix: heapless::String<PREFIX_MAX_BYTES>,
+    pub(crate) namespace: Option<heapless::String<NAMESPACE_MAX_BYTES>>,
+    pub(crate) invalidation_channel: Name,
+    pub(crate) strategy_channel: Name,
+    pub(crate) key_prefix: Name,
+}
+
+impl Default for Config {
+    /// The original's defaults. Infallible: they satisfy every rule.
+    fn default() -> Self {
+        match ConfigBuilder::new().build() {
+            Ok(config) => config,
+            // The defaults are constants checked by `defaults_are_the_originals`.
+            Err(_) => unreachable!("default configuration is valid"),
+        }
+    }
+}
+
+impl Config {
+    /// A builder holding the defaults.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::new()
+    }
+    /// Writes/s above which the fleet goes eager.
+    pub fn high_threshold(&self) -> f64 {
+        self.high_threshold
+    }
+    /// Writes/s below which the fleet goes back to ttl.
+    pub fn low_threshold(&self) -> f64 {
+        self.low_threshold
+    }
+    /// TTL of values written to Redis.
+    pub fn default_ttl(&self) -> Duration {
+        self.default_ttl
+    }
+    /// Lifetime of a near-cache entry: the staleness bound under `ttl`.
+    pub fn local_ttl(&self) -> Duration {
+        self.local_ttl
+    }
+    /// Time between two batched invalidation messages.
+    pub fn batch_interval(&self) -> Duration {
+        self.batch_interval
+    }
+    /// Time between two controller decisions.
+    pub fn controller_interval(&self) -> Duration {
+        self.controller_interval
+    }
+    /// Length of the window the write rate is measured over.
+    pub fn sliding_window(&self) -> Duration {
+        self.sliding_window
+    }
+    /// Fractional band around each threshold (see [`crate::policy`]).
+    pub fn hysteresis(&self) -> f64 {
+        self.hysteresis
+    }
+    /// Least time a strategy is kept before the controller changes it again.
+    pub fn min_dwell(&self) -> Duration {
+        self.min_dwell
+    }
+    /// Whether the controller re-announces an unchanged decision every tick.
+    pub fn rebroadcast(&self) -> bool {
+        self.rebroadcast
+    }
+    /// The role the engine starts in.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    /// Largest Pub/Sub payload sent or accepted, in bytes.
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
+    }
+    /// Most keys in one invalidation sent or accepted.
+    pub fn max_message_keys(&self) -> usize {
+        self.max_message_keys
+    }
+    /// Channel prefix (`"aci"` by default).
+    pub fn channel_prefix(&self) -> &str {
+        &self.channel_prefix
+    }
+    /// Namespace, if any.
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+    /// `{prefix}:invalidation`, or `{prefix}:{namespace}:invalidation`.
+    pub fn invalidation_channel(&self) -> &str {
+        &self.invalidation_channel
+    }
+    /// `{prefix}:strategy`, or `{prefix}:{namespace}:strategy`.
+    pub fn strategy_channel(&self) -> &str {
+        &self.strategy_channel
+    }
+    /// What stored keys start with: `{prefix}:{namespace}:`, or `""` without a namespace.
+    pub fn key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+    /// Whether a stored key belongs to this configuration's namespace.
+    pub fn owns_stored_key(&self, stored: &str) -> bool {
+        stored.starts_with(self.key_prefix.as_str())
+    }
+    /// Writes the stored (Redis) form of `key` into `out`: `{prefix}:{namespace}:{key}`
+    /// with a namespace, `key` as given without one.
+    pub fn write_stored_key<W: core::fmt::Write>(
+        &self,
+        key: &str,
+        out: &mut W,
+    ) -> core::fmt::Result {
+        out.write_str(&self.key_prefix)?;
+        out.write_str(key)
+    }
+}
+
+/// Builds a [`Config`], checking every rule in [`ConfigBuilder::build`].
+///
+/// ```
+/// use aci_core::{Config, Duration, Role};
+/// let config = Config::builder()
+///     .high_threshold(100.0)
+///     .low_threshold(20.0)
+///     .namespace("user-service")
+///     .role(Role::Follower)
+///     .build()?;
+/// assert_eq!(config.invalidation_channel(), "aci:user-service:invalidation");
+/// assert_eq!(config.local_ttl(), Duration::from_secs(10)); // follows default_ttl
+///
+/// let err = Config::builder().low_threshold(60.0).build().unwrap_err();
+/// assert_eq!(err.field(), "low_threshold");
+/// # Ok::<(), aci_core::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[must_use]
+pub struct ConfigBuilder {
+    high_threshold: f64,
+    low_threshold: f64,
+    default_ttl: Duration,
+    local_ttl: Option<Duration>,
+    batch_interval: Duration,
+    controller_interval: Duration,
+    sliding_window: Duration,
+    hysteresis: f64,
+    min_dwell: Duration,
+    rebroadcast: bool,
+    role: Role,
+    max_message_bytes: usize,
+    max_message_keys: usize,
+    channel_prefix: heapless::String<PREFIX_MAX_BYTES>,
+    namespace: Option<heapless::String<NAMESPACE_MAX_BYTES>>,
+    /// Set when a string parameter did not fit; reported by `build`.
+    overlong: Option<&'static str>,
+}
+
+impl Default for ConfigBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.$name = value;
+            self
+        }
+    };
+}
+
+impl ConfigBuilder {
+    /// The original's defaults.
+    pub fn new() -> Self {
+        let mut prefix = heapless::String::new();
+        // "aci" always fits in PREFIX_MAX_BYTES.
+        let _ = prefix.push_str("aci");
+        ConfigBuilder {
+            high_threshold: 50.0,
+            low_threshold: 10.0,
+            default_ttl: Duration::from_secs(10),
+            local_ttl: None,
+            batch_interval: Duration::from_millis(2500),
+            controller_interval: Duration::from_secs(3),
+            sliding_window: Duration::from_secs(5),
+            hysteresis: 0.2,
+            min_dwell: Duration::ZERO,
+            rebroadcast: true,
+            role: Role::Controller,
+            max_message_bytes: MESSAGE_BYTES_CAP,
+            max_message_keys: 1000,
+            channel_prefix: prefix,
+            namespace: None,
+            overlong: None,
+        }
+    }
+
+    setter!(
+        /// Writes/s above which the fleet goes eager (default 50).
+        high_threshold: f64
+    );
+    setter!(
+        /// Writes/s below which the fleet goes to ttl (default 10).
+        low_threshold: f64
+    );
+    setter!(
+        /// TTL of values written to Redis (default 10 s).
+        default_ttl: Duration
+    );
+    setter!(
+        /// Time between batched invalidation messages (default 2.5 s).
+        batch_interval: Duration
+    );
+    setter!(
+        /// Time between controller decisions (default 3 s).
+        controller_interval: Duration
+    );
+    setter!(
+        /// Window the write rate is measured over (default 5 s).
+        sliding_window: Duration
+    );
+    setter!(
+        /// Fractional band around each threshold, in `[0, 1)` (default 0.2): moving
+        /// up across a threshold `T` needs a rate above `T × (1 + h)`, moving down
+        /// needs one below `T × (1 − h)`. `0` gives the original's bare table.
+        hysteresis: f64
+    );
+    setter!(
+        /// Least time a strategy is kept before the controller changes it
+        /// (default 0: hysteresis alone stops the flapping).
+        min_dwell: Duration
+    );
+    setter!(
+        /// Whether the controller re-announces an unchanged decision every tick,
+        /// so late or reconnected followers learn it (default true).
+        rebroadcast: bool
+    );
+    setter!(
+        /// The role to start in (default [`Role::Controller`], as the original).
+        role: Role
+    );
+    setter!(
+        /// Largest Pub/Sub payload sent or accepted, in bytes
+        /// (default and maximum [`MESSAGE_BYTES_CAP`]).
+        max_message_bytes: usize
+    );
+    setter!(
+        /// Most keys in one invalidation sent or accepted
+        /// (default 1000, maximum [`MESSAGE_KEYS_CAP`]).
+        max_message_keys: usize
+    );
+
+    /// Lifetime of a near-cache entry (default: `default_ttl`).
+    pub fn local_ttl(mut self, value: Duration) -> Self {
+        self.local_ttl = Some(value);
+        self
+    }
+
+    /// The original's `is_controller`: `true` is [`Role::Controller`], `false` [`Role::Follower`].
+    pub fn is_controller(self, value: bool) -> Self {
+        self.role(if value {
+            Role::Controller
+        } else {
+            Role::Follower
+        })
+    }
+
+    /// Channel prefix (default `"aci"`, at most [`PREFIX_MAX_BYTES`]).
+    pub fn channel_prefix(mut self, value: &str) -> Self {
+        self.channel_prefix.clear();
+        if self.channel_prefix.push_str(value).is_err() {
+            self.overlong = Some("channel_prefix");
+        }
+        self
+    }
+
+    /// Namespace for keys and channels (default none, at most [`NAMESPACE_MAX_BYTES`]).
+    /// An empty namespace means none, as in the original.
+    pub fn namespace(mut self, value: &str) -> Self {
+        if value.is_empty() {
+            self.namespace = None;
+            return self;
+        }
+        let mut ns = heapless::String::new();
+        if ns.push_str(value).is_err() {
+            self.overlong = Some("namespace");
+        }
+        self.namespace = Some(ns);
+        self
+    }
+
+    /// Checks every rule and returns the configuration, or the first broken rule.
+    ///
+    /// Rules: thresholds finite and non-negative with `low_threshold <
+    /// high_threshold` (the original's); `default_ttl`, `local_ttl`,
+    /// `batch_interval`, `controller_interval` and `sliding_window` positive (the
+    /// original's, plus `local_ttl`); `hysteresis` finite in `[0, 1)`;
+    /// `max_message_bytes` in `[MESSAGE_BYTES_MIN, MESSAGE_BYTES_CAP]`;
+    /// `max_message_keys` in `[1, MESSAGE_KEYS_CAP]`; `channel_prefix` non-empty,
+    /// names within their length caps and free of control characters.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        crate::config_error::validate(&self.view())?;
+        let local_ttl = self.local_ttl.unwrap_or(self.default_ttl);
+        let (invalidation_channel, strategy_channel, key_prefix) =
+            derive_names(&self.channel_prefix, self.namespace.as_deref());
+        Ok(Config {
+            high_threshold: self.high_threshold,
+            low_threshold: self.low_threshold,
+            default_ttl: self.default_ttl,
+            local_ttl,
+            batch_interval: self.batch_interval,
+            controller_interval: self.controller_interval,
+            sliding_window: self.sliding_window,
+            hysteresis: self.hysteresis,
+            min_dwell: self.min_dwell,
+            rebroadcast: self.rebroadcast,
+            role: self.role,
+            max_message_bytes: self.max_message_bytes,
+            max_message_keys: self.max_message_keys,
+            channel_prefix: self.channel_prefix,
+            namespace: self.namespace,
+            invalidation_channel,
+            strategy_channel,
+            key_prefix,
+        })
+    }
+
+    fn view(&self) -> crate::config_error::Candidate<'_> {
+        crate::config_error::Candidate {
+            high_threshold: self.high_threshold,
+            low_threshold: self.low_threshold,
+            default_ttl: self.default_ttl,
+            local_ttl: self.local_ttl.unwrap_or(self.default_ttl),
+            batch_interval: self.batch_interval,
+            controller_interval: self.controller_interval,
+            sliding_window: self.sliding_window,
+            hysteresis: self.hysteresis,
+            max_message_bytes: self.max_message_bytes,
+            max_message_keys: self.max_message_keys,
+            channel_prefix: &self.channel_prefix,
+            namespace: self.namespace.as_deref(),
+            overlong: self.overlong,
+        }
+    }
+}
+
+fn derive_names(prefix: &str, namespace: Option<&str>) -> (Name, Name, Name) {
+    let mut invalidation = Name::new();
+    let mut strategy = Name::new();
+    let mut key_prefix = Name::new();
+    // CHANNEL_CAP leaves room for the longest prefix and namespace plus the
+    // suffixes, so these writes cannot fail once the lengths are validated.
+    let _ = match namespace {
+        Some(ns) => {
+            let _ = write!(invalidation, "{prefix}:{ns}:invalidation");
+            let _ = write!(strategy, "{prefix}:{ns}:strategy");
+            write!(key_prefix, "{prefix}:{ns}:")
+        }
+        None => {
+            let _ = write!(invalidation, "{prefix}:invalidation");
+            write!(strategy, "{prefix}:strategy")
+        }
+    };
+    (invalidation, strategy, key_prefix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_originals() {
+        let c = Config::default();
+        assert_eq!(c.high_threshold(), 50.0);
+        assert_eq!(c.low_threshold(), 10.0);
+        assert_eq!(c.default_ttl(), Duration::from_secs(10));
+        assert_eq!(c.local_ttl(), Duration::from_secs(10));
+        assert_eq!(c.batch_interval(), Duration::from_millis(2500));
+        assert_eq!(c.controller_interval(), Duration::from_secs(3));
+        assert_eq!(c.sliding_window(), Duration::from_secs(5));
+        assert_eq!(c.channel_prefix(), "aci");
+        assert_eq!(c.namespace(), None);
+        assert_eq!(c.role(), Role::Controller);
+        assert_eq!(c.invalidation_channel(), "aci:invalidation");
+        assert_eq!(c.strategy_channel(), "aci:strategy");
+        assert_eq!(c.key_prefix(), "");
+    }
+
+    #[test]
+    fn namespace_prefixes_keys_and_channels() {
+        let c = Config::builder().namespace("user-service").build().unwrap();
+        assert_eq!(c.strategy_channel(), "aci:user-service:strategy");
+        let mut key = heapless::String::<64>::new();
+        c.write_stored_key("profile:7", &mut key).unwrap();
+        assert_eq!(key.as_str(), "aci:user-service:profile:7");
+        assert!(c.owns_stored_key("aci:user-service:profile:7"));
+        assert!(!c.owns_stored_key("profile:7"));
+        let empty = Config::builder().namespace("").build().unwrap();
+        assert_eq!(empty.namespace(), None);
+    }
+
+    #[test]
+    fn longest_names_fit() {
+        let prefix = "p".repeat_fixed::<PREFIX_MAX_BYTES>();
+        let ns = "n".repeat_fixed::<NAMESPACE_MAX_BYTES>();
+        let c = Config::builder()
+            .channel_prefix(&prefix)
+            .namespace(&ns)
+            .build()
+            .unwrap();
+        assert!(c.invalidation_channel().ends_with(":invalidation"));
+        assert!(c.key_prefix().ends_with(':'));
+    }
+
+    trait RepeatFixed {
+        fn repeat_fixed<const N: usize>(&self) -> heapless::String<N>;
+    }
+    impl RepeatFixed for str {
+        fn repeat_fixed<const N: usize>(&self) -> heapless::String<N> {
+            let mut s = heapless::String::new();
+            while s.push_str(self).is_ok() {}
+            s
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! The engine's inputs: a write, a received message, a timeout, a lost subscription.
+
+use super::effect::DropReason;
+use super::error::{Handled, Rejection, WriteError};
+use super::output::STALL_RETRY;
+use super::{Engine, Timer};
+use crate::batch::{Full, Pushed};
+use crate::stats::{RejectReason, SwitchCause};
+use crate::strategy::{Role, Strategy};
+use crate::time::Instant;
+use crate::wire::{
+    decode, escaped_len, invalidation_len_bound, DecodeError, Invalidation, Message, StrategyUpdate,
+};
+
+impl Engine {
+    /// This instance wrote `key` (the user's key; the engine adds the namespace
+    /// prefix) at `now`. Drain effects afterwards: under `eager` there is an
+    /// invalidation to send in the same round trip as the write.
+    ///
+    /// Refused, with nothing counted, when stopped, when the key cannot fit in
+    /// a message, or when undrained effects fill the outbox.
+    pub fn handle_write(&mut self, now: Instant, key: &str) -> Result<(), WriteError> {
+        let now = self.observe(now);
+        if !self.running {
+            return Err(WriteError::Stopped);
+        }
+        if !self.key_fits(key) {
+            return Err(WriteError::KeyTooLong { len: key.len() });
+        }
+        match self.strategy {
+            Strategy::Ttl => {}
+            Strategy::Eager => self
+                .publish_single(now, key, Strategy::Eager)
+                .map_err(|_| WriteError::Backpressure)?,
+            Strategy::Batched => self.buffer_key(now, key)?,
+        }
+        self.tracker.record(now);
+        self.stats.total_writes += 1;
+        Ok(())
+    }
+
+    /// Puts `key` in the batch buffer, flushing first when it would overflow
+    /// the buffer or the message limits.
+    fn buffer_key(&mut self, now: Instant, key: &str) -> Result<(), WriteError> {
+        if self.batch.contains(key) {
+            return Ok(());
+        }
+        let prefix_json = escaped_len(self.config.key_prefix()) - 2;
+        let keys_json = |batch_json: usize, n: usize| batch_json + n * prefix_json;
+        let after = keys_json(
+            self.batch.json_len() + 2 + escaped_len(key),
+            self.batch.len() + 1,
+        );
+        let over_limits = self.batch.len() >= self.config.max_message_keys()
+            || invalidation_len_bound(after, &self.instance_id) > self.config.max_message_bytes();
+        if over_limits {
+            self.flush_early(now)?;
+        }
+        match self.batch.push(key) {
+            Ok(Pushed::Added | Pushed::Duplicate) => Ok(()),
+            Err(Full) => {
+                self.flush_early(now)?;
+                match self.batch.push(key) {
+                    Ok(_) => Ok(()),
+                    // Longer than the whole buffer: it travels alone, now.
+                    Err(Full) => self
+                        .publish_single(now, key, Strategy::Batched)
+                        .map_err(|_| WriteError::Backpressure),
+                }
+            }
+        }
+    }
+
+    fn flush_early(&mut self, now: Instant) -> Result<(), WriteError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.flush_batch(now);
+        if !self.batch.is_empty() {
+            return Err(WriteError::Backpressure);
+        }
+        self.stats.early_flushes += 1;
+        Ok(())
+    }
+
+    /// A payload arrived on `channel`. Returns what was done with it, or why it
+    /// was rejected (already counted in [`Engine::stats`]); either way, drain effects.
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        channel: &str,
+        payload: &[u8],
+    ) -> Result<Handled, Rejection> {
+        let now = self.observe(now);
+        let on_invalidation = channel == self.config.invalidation_channel();
+        if !on_invalidation && channel != self.config.strategy_channel() {
+            return Err(self.reject(RejectReason::WrongChannel, None, false));
+        }
+        let message = match decode(payload, self.limits) {
+            Ok(message) => message,
+            Err(error) => {
+                // An invalidation we cannot read whole may have named keys we
+                // hold: forget everything rather than serve them stale.
+                let unreadable = on_invalidation
+                    && matches!(
+                        error,
+                        DecodeError::TooLarge { .. } | DecodeError::TooManyKeys { .. }
+                    );
+                return Err(self.reject(error.into(), Some(error), unreadable));
+            }
+        };
+        if message
+            .source()
+            .is_some_and(|s| s.eq_str(&self.instance_id))
+        {
+            self.stats.own_messages_ignored += 1;
+            return Ok(Handled::OwnMessage);
+        }
+        match (message, on_invalidation) {
+            (Message::Invalidate(inv), true) => Ok(self.apply_invalidation(inv)),
+            (Message::StrategyUpdate(update), false) => Ok(self.apply_decision(now, update)),
+            _ => Err(self.reject(RejectReason::WrongChannel, None, false)),
+        }
+    }
+
+    fn reject(
+        &mut self,
+        reason: RejectReason,
+        error: Option<DecodeError>,
+        drop_all: bool,
+    ) -> Rejection {
+        self.stats.rejected.bump(reason);
+        if drop_all {
+            self.drop_all(DropReason::UnreadableInvalidation);
+        }
+        Rejection {
+            reason,
+            error,
+            dropped_all: drop_all,
+        }
+    }
+
+    fn apply_invalidation(&mut self, inv: Invalidation<'_>) -> Handled {
+        self.stats.messages_received += 1;
+        let start = self.outbox.begin_keys();
+        let (mut keys, mut foreign) = (0, 0);
+        for key in inv.keys {
+            if !key.starts_with(self.config.key_prefix()) {
+                foreign += 1;
+                self.stats.rejected.bump(RejectReason::ForeignKey);
+                continue;
+            }
+            if self.outbox.push_key(key).is_err() {
+                self.outbox.abandon_keys(start);
+                self.drop_all(DropReason::Overflow);
+                return Handled::Invalidation {
+                    keys: inv.keys.len() - foreign,
+                    foreign,
+                };
+            }
+            keys += 1;
+        }
+        if self.outbox.finish_keys(start, keys).is_err() {
+            self.drop_all(DropReason::Overflow);
+        }
+        Handled::Invalidation { keys, foreign }
+    }
+
+    fn apply_decision(&mut self, now: Instant, update: StrategyUpdate<'_>) -> Handled {
+        self.stats.messages_received += 1;
+        if self.role == Role::Controller || self.forced.is_some() {
+            return Handled::DecisionIgnored;
+        }
+        if let Some(rate) = update.write_rate.filter(|r| r.is_finite()) {
+            self.stats.write_rate = rate;
+        }
+        self.switch_to(
+            now,
+            update.strategy,
+            SwitchCause::Received,
+            update.write_rate,
+        );
+        Handled::DecisionApplied
+    }
+
+    /// Reports that `now` has reached a deadline from [`Engine::poll_timeout`].
+    /// Early or repeated calls do nothing harmful.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.observe(now);
+        // Bounded: each timer is taken at most once per call.
+        for _ in 0..2 {
+            match self.timers.take_expired(now) {
+                Some(Timer::ControllerTick) => self.controller_tick(now),
+                Some(Timer::BatchFlush) => self.batch_tick(now),
+                None => break,
+            }
+        }
+    }
+
+    fn batch_tick(&mut self, now: Instant) {
+        self.flush_batch(now);
+        let stalled = self.timers.get(Timer::BatchFlush).is_some();
+        if !stalled && self.running && self.strategy == Strategy::Batched {
+            self.timers
+                .set(Timer::BatchFlush, now + self.config.batch_interval());
+        } else if !stalled && !self.batch.is_empty() {
+            self.timers.set(Timer::BatchFlush, now + STALL_RETRY);
+        }
+    }
+
+    fn controller_tick(&mut self, now: Instant) {
+        let rate = self.tracker.rate(now);
+        self.stats.write_rate = rate;
+        if !self.running || self.role != Role::Controller {
+            return;
+        }
+        self.timers.set(
+            Timer::ControllerTick,
+            now + self.config.controller_interval(),
+        );
+        let in_current = now - self.strategy_since;
+        let decision = self
+            .forced
+            .unwrap_or_else(|| self.policy.decide(rate, self.strategy, in_current));
+        let changed = decision != self.strategy;
+        if changed {
+            self.switch_to(now, decision, SwitchCause::Decided, Some(rate));
+        }
+        if changed || self.config.rebroadcast() {
+            self.publish_decision(now, rate);
+        }
+    }
+
+    /// The subscription to the channels was lost (or re-established after a
+    /// loss): invalidations may have been missed, so the near cache must go.
+    pub fn handle_subscription_lost(&mut self, now: Instant) {
+        let _ = self.observe(now);
+        self.drop_all(DropReason::SubscriptionLost);
+    }
+}

@@ -1,0 +1,330 @@
+//! The sans-IO engine: one instance's share of adaptive invalidation.
+//!
+//! The engine has four kinds of method:
+//!
+//! - **getters** ([`Engine::strategy`], [`Engine::stats`], …) read state;
+//! - **inputs** (`handle_write`, `handle_message`, `handle_timeout`,
+//!   `handle_subscription_lost`) report what happened, with the time it happened;
+//! - **commands** (`start`, `stop`, `set_role`, `force_strategy`,
+//!   `set_unix_time`) change how it behaves;
+//! - **outputs** ([`Engine::poll_effect`], [`Engine::poll_timeout`]) say what to
+//!   do and when to call again.
+//!
+//! The rule: after any input or command, drain `poll_effect` until it returns
+//! `None`, then sleep until `poll_timeout` and call `handle_timeout`. The engine
+//! never reads a clock, never sleeps and never does I/O.
+//!
+//! ```
+//! use aci_core::{Config, Effect, Engine, Instant, Strategy, Duration};
+//!
+//! let config = Config::builder().high_threshold(5.0).low_threshold(1.0).build()?;
+//! let mut engine = Engine::new(config, "node-a")?;
+//! let mut now = Instant::ZERO;
+//! engine.start(now);
+//!
+//! // 100 writes over one second: 20 writes/s over the 5 s window.
+//! for i in 0..100u64 {
+//!     now = Instant::from_millis(i * 10);
+//!     engine.handle_write(now, "user:42")?;
+//!     while let Some(effect) = engine.poll_effect() {
+//!         // Under `ttl` a write asks for nothing.
+//!         assert!(!matches!(effect, Effect::Publish(_)));
+//!     }
+//! }
+//!
+//! // The driver sleeps until the next deadline, then reports it.
+//! let mut published = Vec::new();
+//! while let Some(deadline) = engine.poll_timeout() {
+//!     if deadline > Instant::from_secs(4) { break; }
+//!     now = deadline;
+//!     engine.handle_timeout(now);
+//!     while let Some(effect) = engine.poll_effect() {
+//!         match effect {
+//!             Effect::Publish(p) => published.push((p.channel.to_owned(), p.payload.to_vec())),
+//!             Effect::Switched(s) => println!("{} -> {} at {}", s.from, s.to, s.at),
+//!             Effect::Invalidate(keys) => keys.iter().for_each(|k| println!("drop {k}")),
+//!             Effect::InvalidateAll(why) => println!("drop everything: {why}"),
+//!             _ => {}
+//!         }
+//!     }
+//! }
+//! assert_eq!(engine.strategy(), Strategy::Eager);
+//! assert_eq!(published[0].0, "aci:strategy");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod effect;
+mod error;
+mod input;
+mod output;
+mod timers;
+
+pub use effect::{DropReason, Effect, InvalidatedKeys, InvalidatedKeysIter, MessageKind, Publish};
+pub use error::{Handled, Rejection, WriteError};
+pub use timers::Timer;
+
+use crate::batch::DefaultBatchBuffer;
+use crate::config::{Config, MESSAGE_BYTES_CAP};
+use crate::config_error::ConfigError;
+use crate::policy::Policy;
+use crate::rate::{RateTracker, DEFAULT_BUCKETS};
+use crate::stats::{Stats, SwitchCause, SwitchRecord};
+use crate::strategy::{Role, Strategy};
+use crate::time::{Instant, MonotonicClamp};
+use crate::wire::Limits;
+use output::Outbox;
+use timers::Timers;
+
+/// Longest instance id, in bytes.
+pub const INSTANCE_ID_MAX_BYTES: usize = 64;
+
+/// One instance's adaptive-invalidation state machine. See the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct Engine {
+    config: Config,
+    policy: Policy,
+    limits: Limits,
+    instance_id: heapless::String<INSTANCE_ID_MAX_BYTES>,
+    role: Role,
+    running: bool,
+    strategy: Strategy,
+    strategy_since: Instant,
+    forced: Option<Strategy>,
+    tracker: RateTracker<DEFAULT_BUCKETS>,
+    batch: DefaultBatchBuffer,
+    timers: Timers,
+    clock: MonotonicClamp,
+    /// `(engine instant, unix seconds)` pairing for message timestamps.
+    wall: Option<(Instant, f64)>,
+    outbox: Outbox,
+    stats: Stats,
+}
+
+impl Engine {
+    /// An engine for the instance `instance_id`, stopped, in `ttl` (the
+    /// original's starting strategy). `instance_id` must be 1 to 64 bytes
+    /// without control characters.
+    pub fn new(config: Config, instance_id: &str) -> Result<Self, ConfigError> {
+        let mut id = heapless::String::new();
+        if instance_id.is_empty()
+            || instance_id.chars().any(char::is_control)
+            || id.push_str(instance_id).is_err()
+        {
+            return Err(ConfigError::InvalidName {
+                field: "instance_id",
+                rule: "must be 1 to 64 bytes without control characters",
+            });
+        }
+        Ok(Engine {
+            policy: Policy::from_config(&config),
+            limits: Limits::from_config(&config),
+            tracker: RateTracker::new(config.sliding_window()),
+            role: config.role(),
+            config,
+            instance_id: id,
+            running: false,
+            strategy: Strategy::Ttl,
+            strategy_since: Instant::ZERO,
+            forced: None,
+            batch: DefaultBatchBuffer::new(),
+            timers: Timers::default(),
+            clock: MonotonicClamp::new(),
+            wall: None,
+            outbox: Outbox::new(),
+            stats: Stats::default(),
+        })
+    }
+
+    // ----- getters -----
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    /// This instance's id, as written in `source`.
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+    /// The strategy in force.
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+    /// The role played.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    /// Whether `start` was called and `stop` not since.
+    pub fn is_running(&self) -> bool {
+        self.running
+    }
+    /// The strategy pinned by `force_strategy`, if any.
+    pub fn forced_strategy(&self) -> Option<Strategy> {
+        self.forced
+    }
+    /// Counters. `write_rate` is the rate measured at the latest controller tick.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+    /// This instance's write rate over the sliding window ending at `now`.
+    pub fn write_rate(&self, now: Instant) -> f64 {
+        self.tracker.rate(now.max(self.clock.latest()))
+    }
+    /// Keys waiting in the batch buffer.
+    pub fn buffered_keys(&self) -> usize {
+        self.batch.len()
+    }
+    /// The deadline of one timer, if armed.
+    pub fn timer(&self, timer: Timer) -> Option<Instant> {
+        self.timers.get(timer)
+    }
+
+    // ----- commands -----
+
+    /// Starts deciding (controller) and flushing (batched).
+    pub fn start(&mut self, now: Instant) {
+        let now = self.observe(now);
+        if self.running {
+            return;
+        }
+        self.running = true;
+        self.strategy_since = now;
+        self.arm_timers(now);
+    }
+
+    /// Stops: flushes the batch buffer and disarms every timer. Writes are
+    /// refused until the next `start`.
+    pub fn stop(&mut self, now: Instant) {
+        let now = self.observe(now);
+        if !self.running {
+            return;
+        }
+        self.flush_batch(now);
+        self.running = false;
+        self.timers.clear();
+        if !self.batch.is_empty() {
+            // The outbox was full: keep the keys and retry on the next timeout.
+            self.timers
+                .set(Timer::BatchFlush, now + output::STALL_RETRY);
+        }
+    }
+
+    /// Changes role. A new controller makes its first decision one
+    /// `controller_interval` from now.
+    pub fn set_role(&mut self, now: Instant, role: Role) {
+        let now = self.observe(now);
+        self.role = role;
+        if self.running {
+            self.arm_timers(now);
+        }
+    }
+
+    /// Pins the strategy (`Some`) or lets the policy decide again (`None`).
+    /// A controller announces a pinned strategy at once.
+    pub fn force_strategy(&mut self, now: Instant, strategy: Option<Strategy>) {
+        let now = self.observe(now);
+        self.forced = strategy;
+        if let Some(to) = strategy {
+            if to != self.strategy {
+                self.switch_to(now, to, SwitchCause::Forced, None);
+            }
+            if self.role == Role::Controller && self.running {
+                let rate = self.tracker.rate(now);
+                self.publish_decision(now, rate);
+            }
+        }
+    }
+
+    /// Pairs engine time `now` with Unix time `unix_secs`, for the `timestamp`
+    /// of messages. Without it, timestamps are engine seconds.
+    pub fn set_unix_time(&mut self, now: Instant, unix_secs: f64) {
+        let now = self.observe(now);
+        if unix_secs.is_finite() {
+            self.wall = Some((now, unix_secs));
+        }
+    }
+
+    /// Counts a read, answered from the near cache (`hit`) or from Redis.
+    pub fn record_read(&mut self, hit: bool) {
+        self.stats.total_reads += 1;
+        if hit {
+            self.stats.cache_hits += 1;
+        } else {
+            self.stats.cache_misses += 1;
+        }
+    }
+
+    // ----- internals shared by the inputs -----
+
+    fn observe(&mut self, now: Instant) -> Instant {
+        let now = self.clock.observe(now);
+        self.stats.clock_regressions = self.clock.clamped();
+        self.outbox.reset_if_drained();
+        now
+    }
+
+    fn arm_timers(&mut self, now: Instant) {
+        match self.role {
+            Role::Controller => self.timers.arm_if_idle(
+                Timer::ControllerTick,
+                now + self.config.controller_interval(),
+            ),
+            _ => self.timers.stop(Timer::ControllerTick),
+        }
+        if self.strategy == Strategy::Batched || !self.batch.is_empty() {
+            self.timers
+                .arm_if_idle(Timer::BatchFlush, now + self.config.batch_interval());
+        }
+    }
+
+    fn unix_time(&self, now: Instant) -> f64 {
+        match self.wall {
+            Some((at, unix)) => unix + (now - at).as_secs_f64() - (at - now).as_secs_f64(),
+            None => now.as_nanos() as f64 / 1e9,
+        }
+    }
+
+    /// Moves to `to`: flushes a batch left behind, re-arms timers, records the
+    /// switch, and drops the near cache when tightening from `ttl`.
+    fn switch_to(
+        &mut self,
+        now: Instant,
+        to: Strategy,
+        cause: SwitchCause,
+        write_rate: Option<f64>,
+    ) {
+        let from = self.strategy;
+        if from == to {
+            return;
+        }
+        self.strategy = to;
+        self.strategy_since = now;
+        if from == Strategy::Batched {
+            self.flush_batch(now);
+        }
+        if to == Strategy::Batched && self.running {
+            self.timers
+                .set(Timer::BatchFlush, now + self.config.batch_interval());
+        } else if self.batch.is_empty() {
+            self.timers.stop(Timer::BatchFlush);
+        }
+        if from == Strategy::Ttl {
+            self.drop_all(DropReason::Tightened);
+        }
+        let record = SwitchRecord {
+            at: now,
+            from,
+            to,
+            write_rate,
+            cause,
+        };
+        self.stats.record_switch(record);
+        self.outbox.queue_switch(record, &mut self.stats);
+    }
+
+    fn drop_all(&mut self, reason: DropReason) {
+        self.stats.full_drops += 1;
+        self.outbox.queue_drop_all(reason);
+    }
+}
+
+const _: () = assert!(output::OUTBOX_BYTES > MESSAGE_BYTES_CAP);

@@ -1,0 +1,205 @@
+//! Counters the engine keeps, in fixed memory.
+
+use core::fmt;
+
+use crate::strategy::Strategy;
+use crate::time::Instant;
+use crate::wire::DecodeError;
+
+/// Switches kept in [`Stats::switches`]; older ones are dropped (and still counted).
+pub const SWITCH_HISTORY: usize = 32;
+
+/// Why a received message was rejected, for counting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum RejectReason {
+    /// Longer than `max_message_bytes`.
+    TooLarge,
+    /// Not UTF-8.
+    InvalidUtf8,
+    /// Not JSON, or nesting too deep.
+    Malformed,
+    /// JSON, but not an object.
+    NotAnObject,
+    /// A required field missing.
+    MissingField,
+    /// A field of the wrong type.
+    WrongType,
+    /// An unknown `action`.
+    UnknownAction,
+    /// An unknown `strategy`.
+    UnknownStrategy,
+    /// More keys than `max_message_keys`.
+    TooManyKeys,
+    /// A message kind on the other kind's channel, or an unknown channel.
+    WrongChannel,
+    /// A key outside this instance's namespace (counted per key).
+    ForeignKey,
+}
+
+impl RejectReason {
+    /// Number of reasons.
+    pub const COUNT: usize = 11;
+    /// Every reason, in counter order.
+    pub const ALL: [RejectReason; Self::COUNT] = [
+        RejectReason::TooLarge,
+        RejectReason::InvalidUtf8,
+        RejectReason::Malformed,
+        RejectReason::NotAnObject,
+        RejectReason::MissingField,
+        RejectReason::WrongType,
+        RejectReason::UnknownAction,
+        RejectReason::UnknownStrategy,
+        RejectReason::TooManyKeys,
+        RejectReason::WrongChannel,
+        RejectReason::ForeignKey,
+    ];
+
+    /// A short snake_case name, for logs and metrics labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::TooLarge => "too_large",
+            RejectReason::InvalidUtf8 => "invalid_utf8",
+            RejectReason::Malformed => "malformed",
+            RejectReason::NotAnObject => "not_an_object",
+            RejectReason::MissingField => "missing_field",
+            RejectReason::WrongType => "wrong_type",
+            RejectReason::UnknownAction => "unknown_action",
+            RejectReason::UnknownStrategy => "unknown_strategy",
+            RejectReason::TooManyKeys => "too_many_keys",
+            RejectReason::WrongChannel => "wrong_channel",
+            RejectReason::ForeignKey => "foreign_key",
+        }
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<DecodeError> for RejectReason {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::TooLarge { .. } => RejectReason::TooLarge,
+            DecodeError::InvalidUtf8 => RejectReason::InvalidUtf8,
+            DecodeError::Syntax { .. } | DecodeError::TooDeep => RejectReason::Malformed,
+            DecodeError::NotAnObject => RejectReason::NotAnObject,
+            DecodeError::MissingField(_) => RejectReason::MissingField,
+            DecodeError::WrongType(_) => RejectReason::WrongType,
+            DecodeError::UnknownAction => RejectReason::UnknownAction,
+            DecodeError::UnknownStrategy => RejectReason::UnknownStrategy,
+            DecodeError::TooManyKeys { .. } => RejectReason::TooManyKeys,
+        }
+    }
+}
+
+/// Rejected messages, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct RejectCounts([u64; RejectReason::COUNT]);
+
+impl RejectCounts {
+    /// Rejections for `reason`.
+    pub fn get(&self, reason: RejectReason) -> u64 {
+        self.0[reason as usize]
+    }
+    /// All rejections.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+    /// `(reason, count)` for every reason.
+    pub fn iter(&self) -> impl Iterator<Item = (RejectReason, u64)> + '_ {
+        RejectReason::ALL.into_iter().map(|r| (r, self.get(r)))
+    }
+    pub(crate) fn bump(&mut self, reason: RejectReason) {
+        let c = &mut self.0[reason as usize];
+        *c = c.saturating_add(1);
+    }
+}
+
+/// Why the strategy changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum SwitchCause {
+    /// This instance's controller decided it.
+    Decided,
+    /// A controller's broadcast was applied.
+    Received,
+    /// A command forced it.
+    Forced,
+}
+
+/// One strategy switch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct SwitchRecord {
+    /// When it happened (engine time).
+    pub at: Instant,
+    /// The strategy left.
+    pub from: Strategy,
+    /// The strategy entered.
+    pub to: Strategy,
+    /// The write rate that led to it (the controller's, for a received one), if known.
+    pub write_rate: Option<f64>,
+    /// Why.
+    pub cause: SwitchCause,
+}
+
+/// A snapshot of the engine's counters.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Stats {
+    /// Reads reported with `record_read`.
+    pub total_reads: u64,
+    /// Reads answered from the near cache.
+    pub cache_hits: u64,
+    /// Reads that went to Redis.
+    pub cache_misses: u64,
+    /// Writes handled.
+    pub total_writes: u64,
+    /// The strategy in force.
+    pub current_strategy: Strategy,
+    /// The latest measured write rate (writes/s).
+    pub write_rate: f64,
+    /// Every switch ever made.
+    pub total_switches: u64,
+    /// The latest switches, oldest first (at most [`SWITCH_HISTORY`]).
+    pub switches: heapless::Deque<SwitchRecord, SWITCH_HISTORY>,
+    /// Invalidation messages published.
+    pub invalidations_sent: u64,
+    /// Keys carried by published invalidations.
+    pub keys_sent: u64,
+    /// Strategy decisions published.
+    pub decisions_sent: u64,
+    /// Messages accepted from other instances.
+    pub messages_received: u64,
+    /// Own messages seen and ignored.
+    pub own_messages_ignored: u64,
+    /// Messages rejected, by reason.
+    pub rejected: RejectCounts,
+    /// Times the whole near cache was dropped at the engine's request.
+    pub full_drops: u64,
+    /// `now` values that went backwards and were clamped.
+    pub clock_regressions: u64,
+    /// Batches flushed before their interval because the buffer was full.
+    pub early_flushes: u64,
+    /// Publishes that found the outbox full (effects were not drained); retried later.
+    pub outbox_stalls: u64,
+}
+
+impl Stats {
+    pub(crate) fn record_switch(&mut self, record: SwitchRecord) {
+        if self.switches.is_full() {
+            self.switches.pop_front();
+        }
+        // Cannot fail: one slot was just freed if needed.
+        let _ = self.switches.push_back(record);
+        self.total_switches += 1;
+        self.current_strategy = record.to;
+    }
+}

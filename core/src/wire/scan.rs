@@ -1,0 +1,208 @@
+//! A minimal, allocation-free JSON scanner: just enough to read the two message
+//! kinds and to skip any other value with bounded nesting.
+
+use super::error::DecodeError;
+use super::escape::{decode_escape, JsonStr};
+
+/// Deepest nesting skipped inside an unknown field before giving up.
+const MAX_SKIP_DEPTH: usize = 16;
+
+pub(crate) struct Scanner<'a> {
+    src: &'a str,
+    pos: usize,
+}
+
+impl<'a> Scanner<'a> {
+    pub(crate) fn new(src: &'a str) -> Self {
+        Scanner { src, pos: 0 }
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.src.as_bytes()
+    }
+
+    fn syntax(&self) -> DecodeError {
+        DecodeError::Syntax { at: self.pos }
+    }
+
+    pub(crate) fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes().get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    /// The next non-blank byte, not consumed.
+    pub(crate) fn peek(&mut self) -> Option<u8> {
+        self.skip_ws();
+        self.bytes().get(self.pos).copied()
+    }
+
+    /// Consumes `byte` (after blanks) or fails.
+    pub(crate) fn expect(&mut self, byte: u8) -> Result<(), DecodeError> {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.syntax())
+        }
+    }
+
+    /// Consumes `byte` if it is next.
+    pub(crate) fn eat(&mut self, byte: u8) -> bool {
+        let found = self.peek() == Some(byte);
+        if found {
+            self.pos += 1;
+        }
+        found
+    }
+
+    /// Whether only blanks remain.
+    pub(crate) fn at_end(&mut self) -> bool {
+        self.peek().is_none()
+    }
+
+    /// Reads a string, checking its escapes.
+    pub(crate) fn string(&mut self) -> Result<JsonStr<'a>, DecodeError> {
+        self.expect(b'"')?;
+        let start = self.pos;
+        let mut escaped = false;
+        loop {
+            match self.bytes().get(self.pos) {
+                None => return Err(self.syntax()),
+                Some(b'"') => break,
+                Some(b'\\') => {
+                    let (_, used) = decode_escape(&self.bytes()[self.pos + 1..])
+                        .ok_or_else(|| self.syntax())?;
+                    self.pos += 1 + used;
+                    escaped = true;
+                }
+                Some(0x00..=0x1f) => return Err(self.syntax()),
+                Some(_) => self.pos += 1,
+            }
+        }
+        // Both ends sit on ASCII bytes, so the slice is on char boundaries.
+        let raw = self.src.get(start..self.pos).ok_or_else(|| self.syntax())?;
+        self.pos += 1;
+        Ok(JsonStr::new(raw, escaped))
+    }
+
+    /// Reads a number; also Python's `NaN`, `Infinity` and `-Infinity`.
+    pub(crate) fn number(&mut self) -> Result<f64, DecodeError> {
+        self.skip_ws();
+        for (word, value) in [
+            ("NaN", f64::NAN),
+            ("Infinity", f64::INFINITY),
+            ("-Infinity", f64::NEG_INFINITY),
+        ] {
+            if self.src[self.pos..].starts_with(word) {
+                self.pos += word.len();
+                return Ok(value);
+            }
+        }
+        let start = self.pos;
+        let b = self.bytes();
+        let digits = |mut p: usize| {
+            let from = p;
+            while b.get(p).is_some_and(u8::is_ascii_digit) {
+                p += 1;
+            }
+            (p, p > from)
+        };
+        let mut p = start;
+        if b.get(p) == Some(&b'-') {
+            p += 1;
+        }
+        let (after_int, any) = digits(p);
+        if !any || (b[p] == b'0' && after_int > p + 1) {
+            return Err(self.syntax());
+        }
+        p = after_int;
+        if b.get(p) == Some(&b'.') {
+            let (after_frac, any) = digits(p + 1);
+            if !any {
+                return Err(self.syntax());
+            }
+            p = after_frac;
+        }
+        if matches!(b.get(p), Some(b'e' | b'E')) {
+            p += 1;
+            if matches!(b.get(p), Some(b'+' | b'-')) {
+                p += 1;
+            }
+            let (after_exp, any) = digits(p);
+            if !any {
+                return Err(self.syntax());
+            }
+            p = after_exp;
+        }
+        self.pos = p;
+        self.src[start..p]
+            .parse()
+            .map_err(|_| DecodeError::Syntax { at: start })
+    }
+
+    /// Consumes `word` (`true`, `false`, `null`) if it is next.
+    pub(crate) fn eat_word(&mut self, word: &str) -> bool {
+        self.skip_ws();
+        let found = self.src[self.pos..].starts_with(word);
+        if found {
+            self.pos += word.len();
+        }
+        found
+    }
+
+    /// Skips one value of any kind.
+    pub(crate) fn skip_value(&mut self) -> Result<(), DecodeError> {
+        self.skip_nested(0)
+    }
+
+    fn skip_nested(&mut self, depth: usize) -> Result<(), DecodeError> {
+        if depth > MAX_SKIP_DEPTH {
+            return Err(DecodeError::TooDeep);
+        }
+        match self.peek() {
+            Some(b'"') => self.string().map(drop),
+            Some(b'{') => {
+                self.pos += 1;
+                if self.eat(b'}') {
+                    return Ok(());
+                }
+                loop {
+                    self.string()?;
+                    self.expect(b':')?;
+                    self.skip_nested(depth + 1)?;
+                    if !self.eat(b',') {
+                        return self.expect(b'}');
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.pos += 1;
+                if self.eat(b']') {
+                    return Ok(());
+                }
+                loop {
+                    self.skip_nested(depth + 1)?;
+                    if !self.eat(b',') {
+                        return self.expect(b']');
+                    }
+                }
+            }
+            Some(b't') if self.eat_word("true") => Ok(()),
+            Some(b'f') if self.eat_word("false") => Ok(()),
+            Some(b'n') if self.eat_word("null") => Ok(()),
+            Some(_) => self.number().map(drop),
+            None => Err(self.syntax()),
+        }
+    }
+
+    /// Byte offset of the next unread byte.
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// The source between two offsets.
+    pub(crate) fn slice(&self, from: usize, to: usize) -> &'a str {
+        self.src.get(from..to).unwrap_or_default()
+    }
+}

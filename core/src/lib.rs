@@ -31,7 +31,7 @@
 #![deny(missing_docs)]
 
 // `arbitrary` is a std crate; its derives name `std` paths.
-#[cfg(any(test, feature = "arbitrary"))]
+#[cfg(any(test, feature = "std"))]
 extern crate std;
 
 pub mod batch;

@@ -120,6 +120,10 @@ impl Instant {
     pub const fn from_nanos(nanos: u64) -> Self {
         Instant(nanos)
     }
+    /// The instant `micros` microseconds after the origin (saturating).
+    pub const fn from_micros(micros: u64) -> Self {
+        Instant(micros.saturating_mul(NANOS_PER_MICRO))
+    }
     /// The instant `millis` milliseconds after the origin (saturating).
     pub const fn from_millis(millis: u64) -> Self {
         Instant(millis.saturating_mul(NANOS_PER_MILLI))

@@ -26,6 +26,14 @@ impl<const N: usize> Sink for heapless::Vec<u8, N> {
     }
 }
 
+#[cfg(feature = "std")]
+impl Sink for std::vec::Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), Overflow> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
 /// Adapts a [`Sink`] to `core::fmt::Write`, for formatting numbers.
 pub(crate) struct FmtSink<'s, S: Sink + ?Sized> {
     pub(crate) sink: &'s mut S,

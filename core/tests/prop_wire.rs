@@ -1,0 +1,136 @@
+//! (d) Encode -> decode round trips for both message kinds, checked against
+//! serde_json as an independent reader; and no input makes the decoder panic.
+
+use aci_core::wire::{decode, encode_invalidation, encode_strategy_update, Limits, Message};
+use aci_core::Strategy;
+use proptest::prelude::*;
+use proptest::strategy::Strategy as _;
+
+fn strategy() -> impl proptest::strategy::Strategy<Value = Strategy> {
+    prop::sample::select(Strategy::ALL.to_vec())
+}
+
+/// Keys of any Unicode, weighted towards the characters that need escaping.
+fn key() -> impl proptest::strategy::Strategy<Value = String> {
+    prop_oneof![
+        3 => "[a-z0-9:_-]{0,24}",
+        1 => "[\"\\\\\u{0}-\u{1f}\u{7f}é☃😀a]{0,12}",
+        1 => any::<String>(),
+    ]
+}
+
+fn finite() -> impl proptest::strategy::Strategy<Value = f64> {
+    prop_oneof![
+        0.0f64..1e4,
+        1.6e9f64..2e9,
+        any::<f64>().prop_filter("finite", |f| f.is_finite())
+    ]
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_bytes: 1 << 20,
+        max_keys: 1024,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn invalidations_round_trip(
+        keys in prop::collection::vec(key(), 0..20),
+        strat in strategy(),
+        timestamp in finite(),
+        source in key(),
+    ) {
+        let mut out = Vec::new();
+        let mut buf = heapless::Vec::<u8, 65536>::new();
+        encode_invalidation(&mut buf, keys.iter().map(String::as_str), strat, timestamp, &source).unwrap();
+        out.extend_from_slice(&buf);
+
+        let reference: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        prop_assert!(out.is_ascii(), "ensure_ascii, as json.dumps");
+        prop_assert_eq!(reference["keys"].as_array().unwrap().len(), keys.len());
+
+        let Ok(Message::Invalidate(inv)) = decode(&out, limits()) else { panic!("did not decode") };
+        let decoded: Vec<String> = inv.keys.iter().map(|k| k.to_string()).collect();
+        prop_assert_eq!(&decoded, &keys);
+        prop_assert_eq!(inv.strategy, Some(strat));
+        prop_assert_eq!(inv.timestamp, Some(timestamp));
+        prop_assert_eq!(inv.source.unwrap().to_string(), source.clone());
+        for (k, json) in inv.keys.iter().zip(reference["keys"].as_array().unwrap()) {
+            prop_assert!(k.eq_str(json.as_str().unwrap()));
+        }
+    }
+
+    #[test]
+    fn strategy_updates_round_trip(strat in strategy(), rate in finite(), timestamp in finite(), source in key()) {
+        let mut buf = heapless::Vec::<u8, 4096>::new();
+        encode_strategy_update(&mut buf, strat, rate, timestamp, &source).unwrap();
+        let reference: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        prop_assert_eq!(reference["write_rate"].as_f64(), Some(rate));
+        let Ok(Message::StrategyUpdate(update)) = decode(&buf, limits()) else { panic!("did not decode") };
+        prop_assert_eq!(update.strategy, strat);
+        prop_assert_eq!(update.write_rate, Some(rate));
+        prop_assert_eq!(update.timestamp, Some(timestamp));
+        prop_assert!(update.source.unwrap().eq_str(&source));
+    }
+
+    #[test]
+    fn serde_json_output_decodes_too(keys in prop::collection::vec(key(), 0..10), extra in any::<i64>()) {
+        // Another writer's formatting: compact, raw UTF-8, fields reordered, extras added.
+        let value = serde_json::json!({"version": 2, "keys": keys, "seq": extra, "source": "py", "action": "invalidate"});
+        let text = serde_json::to_string(&value).unwrap();
+        let Ok(Message::Invalidate(inv)) = decode(text.as_bytes(), limits()) else { panic!("{text}") };
+        let decoded: Vec<String> = inv.keys.iter().map(|k| k.to_string()).collect();
+        prop_assert_eq!(decoded, keys);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = decode(&bytes, Limits::default());
+    }
+
+    #[test]
+    fn mutated_messages_never_panic(cut in 0usize..140, flip in 0usize..140, byte in any::<u8>()) {
+        let mut payload = br#"{"action": "invalidate", "keys": ["a\u00e9", "b\"c"], "strategy": "batched", "timestamp": 1.5e9, "source": "x"}"#.to_vec();
+        let flip = flip % payload.len();
+        payload[flip] = byte;
+        payload.truncate(cut.max(1));
+        if let Ok(Message::Invalidate(inv)) = decode(&payload, Limits::default()) {
+            for k in inv.keys.iter() {
+                let _ = k.to_string();
+            }
+        }
+    }
+}
+
+#[test]
+fn agreement_with_serde_json_on_acceptance() {
+    // Valid JSON objects that are not messages are rejected, never accepted wrongly.
+    for text in [
+        r#"{}"#,
+        r#"{"action": 1}"#,
+        r#"{"action": "invalidate", "keys": {"a": 1}}"#,
+        r#"{"action": "invalidate", "keys": ["a",]}"#,
+        r#"{"action": "invalidate", "keys": ["a"]} x"#,
+        r#"{"action": "invalidate", "keys": ["\ud800"]}"#,
+        r#"{"action": "strategy_update", "strategy": "eager", "write_rate": "fast"}"#,
+        r#"{"action": "strategy_update", "strategy": "eager", "write_rate": 01}"#,
+    ] {
+        assert!(
+            decode(text.as_bytes(), Limits::default()).is_err(),
+            "{text}"
+        );
+    }
+    // Nulls and missing optional fields are accepted, as the original reads them.
+    for text in [
+        r#"{"action": "strategy_update", "strategy": "EAGER ", "write_rate": null}"#,
+        r#"{"action": "invalidate", "keys": [], "strategy": null, "source": null}"#,
+        r#"{"action": "strategy_update", "strategy": "ttl", "write_rate": NaN, "timestamp": Infinity}"#,
+        " {\"keys\":[\"k\"],\"action\":\"invalidate\",\"nested\":{\"a\":[1,{\"b\":null}]}}\n",
+    ] {
+        assert!(decode(text.as_bytes(), Limits::default()).is_ok(), "{text}");
+    }
+}

@@ -81,6 +81,31 @@ fn handle_write(c: &mut Criterion) {
             })
         });
     }
+    // Every write a new key: inserts, and an early flush every 256 keys
+    // (its encoding amortised over the writes that filled it).
+    let distinct: Vec<String> = (0..10_000).map(|i| format!("order:{i}:status")).collect();
+    let config = Config::builder()
+        .role(Role::Follower)
+        .build()
+        .unwrap_or_default();
+    let mut e = Engine::new(config, "bench-instance").expect("valid id");
+    e.start(Instant::ZERO);
+    e.force_strategy(Instant::ZERO, Some(Strategy::Batched));
+    while e.poll_effect().is_some() {}
+    let (mut now, mut i) = (Instant::ZERO, 0usize);
+    g.bench_function("batched_distinct_keys", |b| {
+        b.iter(|| {
+            now += STEP;
+            i = (i + 1) % distinct.len();
+            let _ = e.handle_write(now, black_box(&distinct[i]));
+            if e.poll_timeout().is_some_and(|d| d <= now) {
+                e.handle_timeout(now);
+            }
+            while let Some(effect) = e.poll_effect() {
+                let _ = black_box(effect);
+            }
+        })
+    });
     g.finish();
 }
 

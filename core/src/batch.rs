@@ -28,6 +28,15 @@ pub enum Pushed {
     Duplicate,
 }
 
+/// Where [`BatchBuffer::probe`] found a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// Already buffered.
+    Found,
+    /// Not buffered; it would go in this slot.
+    Vacant(usize),
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Span {
     start: u32,
@@ -81,20 +90,32 @@ impl<const KEYS: usize, const BYTES: usize, const SLOTS: usize> BatchBuffer<KEYS
     /// Buffers `key` unless it is already there. `Err(Full)` when it does not fit:
     /// nothing was changed, flush and push again. A key longer than `BYTES` never fits.
     pub fn push(&mut self, key: &str) -> Result<Pushed, Full> {
+        match self.probe(key) {
+            Probe::Found => Ok(Pushed::Duplicate),
+            Probe::Vacant(slot) => self.insert(slot, key).map(|()| Pushed::Added),
+        }
+    }
+
+    /// Looks `key` up: found, or the slot where it would go. The slot is valid
+    /// until the buffer next changes.
+    pub fn probe(&self, key: &str) -> Probe {
         let bytes = key.as_bytes();
         let mut slot = (hash(bytes) as usize) & (SLOTS - 1);
+        // Bounded: SLOTS >= 2 * KEYS, so an empty slot always exists.
         loop {
             match self.slots[slot] {
-                0 => break,
-                tagged => {
-                    if self.key_bytes(usize::from(tagged) - 1) == bytes {
-                        return Ok(Pushed::Duplicate);
-                    }
-                    slot = (slot + 1) & (SLOTS - 1);
-                }
+                0 => return Probe::Vacant(slot),
+                tagged if self.key_bytes(usize::from(tagged) - 1) == bytes => return Probe::Found,
+                _ => slot = (slot + 1) & (SLOTS - 1),
             }
         }
-        if self.spans.is_full() || BYTES - self.arena.len() < bytes.len() {
+    }
+
+    /// Inserts `key` at the slot [`BatchBuffer::probe`] returned for it.
+    pub fn insert(&mut self, slot: usize, key: &str) -> Result<(), Full> {
+        let bytes = key.as_bytes();
+        debug_assert!(self.slots[slot] == 0, "insert at a stale probe");
+        if self.spans.is_full() || BYTES - self.arena.len() < bytes.len() || self.slots[slot] != 0 {
             return Err(Full);
         }
         let span = Span {
@@ -106,20 +127,12 @@ impl<const KEYS: usize, const BYTES: usize, const SLOTS: usize> BatchBuffer<KEYS
         self.spans.push(span).map_err(|_| Full)?;
         self.slots[slot] = self.spans.len() as u16;
         self.json_len += escaped_len(key);
-        Ok(Pushed::Added)
+        Ok(())
     }
 
     /// Whether `key` is buffered.
     pub fn contains(&self, key: &str) -> bool {
-        let bytes = key.as_bytes();
-        let mut slot = (hash(bytes) as usize) & (SLOTS - 1);
-        while self.slots[slot] != 0 {
-            if self.key_bytes(usize::from(self.slots[slot]) - 1) == bytes {
-                return true;
-            }
-            slot = (slot + 1) & (SLOTS - 1);
-        }
-        false
+        self.probe(key) == Probe::Found
     }
 
     /// Buffered keys, in first-written order.

@@ -4,12 +4,12 @@ use super::effect::DropReason;
 use super::error::{Handled, Rejection, WriteError};
 use super::output::STALL_RETRY;
 use super::{Engine, Timer};
-use crate::batch::{Full, Pushed};
+use crate::batch::{Full, Probe};
 use crate::stats::{RejectReason, SwitchCause};
 use crate::strategy::{Role, Strategy};
 use crate::time::Instant;
 use crate::wire::{
-    decode, escaped_len, invalidation_len_bound, DecodeError, Invalidation, Message, StrategyUpdate,
+    decode, escaped_len, DecodeError, Invalidation, Message, StrategyUpdate, MAX_ESCAPE_PER_BYTE,
 };
 
 impl Engine {
@@ -42,33 +42,46 @@ impl Engine {
     /// Puts `key` in the batch buffer, flushing first when it would overflow
     /// the buffer or the message limits.
     fn buffer_key(&mut self, now: Instant, key: &str) -> Result<(), WriteError> {
-        if self.batch.contains(key) {
+        let Probe::Vacant(slot) = self.batch.probe(key) else {
             return Ok(());
-        }
-        let prefix_json = escaped_len(self.config.key_prefix()) - 2;
-        let keys_json = |batch_json: usize, n: usize| batch_json + n * prefix_json;
-        let after = keys_json(
-            self.batch.json_len() + 2 + escaped_len(key),
-            self.batch.len() + 1,
-        );
-        let over_limits = self.batch.len() >= self.config.max_message_keys()
-            || invalidation_len_bound(after, &self.instance_id) > self.config.max_message_bytes();
-        if over_limits {
+        };
+        if self.batch_would_overflow(key) {
             self.flush_early(now)?;
+            // The flush emptied the buffer: `slot` is stale.
+            return self.buffer_key_after_flush(now, key);
         }
-        match self.batch.push(key) {
-            Ok(Pushed::Added | Pushed::Duplicate) => Ok(()),
+        match self.batch.insert(slot, key) {
+            Ok(()) => Ok(()),
             Err(Full) => {
                 self.flush_early(now)?;
-                match self.batch.push(key) {
-                    Ok(_) => Ok(()),
-                    // Longer than the whole buffer: it travels alone, now.
-                    Err(Full) => self
-                        .publish_single(now, key, Strategy::Batched)
-                        .map_err(|_| WriteError::Backpressure),
-                }
+                self.buffer_key_after_flush(now, key)
             }
         }
+    }
+
+    fn buffer_key_after_flush(&mut self, now: Instant, key: &str) -> Result<(), WriteError> {
+        match self.batch.push(key) {
+            Ok(_) => Ok(()),
+            // Longer than the whole buffer: it travels alone, now.
+            Err(Full) => self
+                .publish_single(now, key, Strategy::Batched)
+                .map_err(|_| WriteError::Backpressure),
+        }
+    }
+
+    /// Whether adding `key` would break `max_message_keys` or `max_message_bytes`.
+    fn batch_would_overflow(&self, key: &str) -> bool {
+        let n = self.batch.len() + 1;
+        if n > self.config.max_message_keys() {
+            return true;
+        }
+        let keys_json =
+            |key_json: usize| self.batch.json_len() + 2 + key_json + n * self.lengths.prefix_json;
+        // Cheap worst case first; count the escapes only near the limit.
+        let worst = keys_json(2 + key.len() * MAX_ESCAPE_PER_BYTE);
+        let limit = self.config.max_message_bytes();
+        self.lengths.envelope + worst > limit
+            && self.lengths.envelope + keys_json(escaped_len(key)) > limit
     }
 
     fn flush_early(&mut self, now: Instant) -> Result<(), WriteError> {

@@ -71,7 +71,7 @@ use crate::rate::{RateTracker, DEFAULT_BUCKETS};
 use crate::stats::{Stats, SwitchCause, SwitchRecord};
 use crate::strategy::{Role, Strategy};
 use crate::time::{Instant, MonotonicClamp};
-use crate::wire::Limits;
+use crate::wire::{escaped_len, invalidation_len_bound, Limits};
 use output::Outbox;
 use timers::Timers;
 
@@ -98,6 +98,16 @@ pub struct Engine {
     wall: Option<(Instant, f64)>,
     outbox: Outbox,
     stats: Stats,
+    lengths: Lengths,
+}
+
+/// Encoded lengths fixed for the engine's life, kept off the write path.
+#[derive(Clone, Copy, Debug)]
+struct Lengths {
+    /// An invalidation with no keys, at its longest (strategy name, timestamp).
+    envelope: usize,
+    /// The namespace prefix, escaped, without quotes: added to every key.
+    prefix_json: usize,
 }
 
 impl Engine {
@@ -115,7 +125,12 @@ impl Engine {
                 rule: "must be 1 to 64 bytes without control characters",
             });
         }
+        let lengths = Lengths {
+            envelope: invalidation_len_bound(0, &id),
+            prefix_json: escaped_len(config.key_prefix()) - 2,
+        };
         Ok(Engine {
+            lengths,
             policy: Policy::from_config(&config),
             limits: Limits::from_config(&config),
             tracker: RateTracker::new(config.sliding_window()),

@@ -7,9 +7,7 @@ use crate::config::MESSAGE_BYTES_CAP;
 use crate::stats::{Stats, SwitchRecord};
 use crate::strategy::Strategy;
 use crate::time::{Duration, Instant};
-use crate::wire::{
-    encode_invalidation_prefixed, encode_strategy_update, invalidation_len_bound, Overflow, Sink,
-};
+use crate::wire::{encode_invalidation_prefixed, encode_strategy_update, Overflow, Sink};
 
 /// Bytes of encoded payloads the outbox holds: one message of the largest
 /// size plus room for decisions.
@@ -261,9 +259,12 @@ impl Engine {
     }
 
     /// Whether a one-key invalidation of `key` fits `max_message_bytes`.
+    #[inline]
     pub(crate) fn key_fits(&self, key: &str) -> bool {
-        let json =
-            crate::wire::escaped_len(self.config.key_prefix()) - 2 + crate::wire::escaped_len(key);
-        invalidation_len_bound(json, &self.instance_id) <= self.config.max_message_bytes()
+        let limit = self.config.max_message_bytes();
+        let fixed = self.lengths.envelope + self.lengths.prefix_json;
+        // Cheap worst case first; count the escapes only for very long keys.
+        fixed + 2 + key.len() * crate::wire::MAX_ESCAPE_PER_BYTE <= limit
+            || fixed + crate::wire::escaped_len(key) <= limit
     }
 }

@@ -9,21 +9,35 @@ use super::sink::{Overflow, Sink};
 /// Length of `s` written as a JSON string the way `json.dumps` writes it:
 /// quotes included, non-ASCII as `\uXXXX` (two of them past the BMP).
 pub fn escaped_len(s: &str) -> usize {
-    let mut len = 2;
-    for &b in s.as_bytes() {
-        len += match b {
+    2 + s
+        .as_bytes()
+        .iter()
+        .map(|&b| usize::from(ESCAPED_LEN[usize::from(b)]))
+        .sum::<usize>()
+}
+
+/// Bytes each UTF-8 byte turns into when escaped: lead bytes carry the cost of
+/// their character (a 2- or 3-byte sequence is one `\uXXXX`, a 4-byte one a
+/// surrogate pair), continuation bytes add nothing.
+const ESCAPED_LEN: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
             b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
             0x00..=0x1f => 6,
             0x20..=0x7f => 1,
-            // UTF-8 lead bytes: a 2- or 3-byte sequence is one UTF-16 unit,
-            // a 4-byte one is a surrogate pair; continuation bytes add nothing.
+            0x80..=0xbf => 0,
             0xc0..=0xef => 6,
             0xf0..=0xff => 12,
-            0x80..=0xbf => 0,
         };
+        b += 1;
     }
-    len
-}
+    table
+};
+
+/// The most bytes one input byte can become when escaped (a control character).
+pub(crate) const MAX_ESCAPE_PER_BYTE: usize = 6;
 
 /// Writes `s` as a JSON string exactly as `json.dumps` does.
 pub fn write_escaped<S: Sink + ?Sized>(out: &mut S, s: &str) -> Result<(), Overflow> {

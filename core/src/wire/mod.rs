@@ -26,5 +26,6 @@ pub use encode::{
     encode_invalidation, encode_strategy_update, invalidation_len, invalidation_len_bound,
 };
 pub use error::DecodeError;
+pub(crate) use escape::MAX_ESCAPE_PER_BYTE;
 pub use escape::{escaped_len, write_escaped, JsonStr, Unescape};
 pub use sink::{Overflow, Sink};

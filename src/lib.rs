@@ -20,3 +20,8 @@
 #![deny(missing_docs)]
 
 pub use aci_core::*;
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

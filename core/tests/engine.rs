@@ -461,3 +461,11 @@ fn min_dwell_holds_back_the_controller() {
     e.handle_timeout(Instant::from_secs(12));
     assert_eq!(e.strategy(), Strategy::Eager);
 }
+
+#[test]
+fn engine_size_is_fixed_and_reported() {
+    let size = std::mem::size_of::<Engine>();
+    println!("size_of::<Engine>() = {size} bytes");
+    // Documented in BENCHMARKS.md: 89 KiB, whatever the load.
+    assert!(size < 100 * 1024, "{size}");
+}

@@ -50,29 +50,39 @@ pub fn write_escaped<S: Sink + ?Sized>(out: &mut S, s: &str) -> Result<(), Overf
 pub(crate) fn write_escaped_body<S: Sink + ?Sized>(out: &mut S, s: &str) -> Result<(), Overflow> {
     let bytes = s.as_bytes();
     let mut plain_from = 0;
-    for (i, c) in s.char_indices() {
-        let plain = matches!(c, ' '..='~') && c != '"' && c != '\\';
-        if plain {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        // Runs of printable ASCII are copied whole.
+        if ESCAPED_LEN[usize::from(b)] == 1 {
+            i += 1;
             continue;
         }
         out.put(&bytes[plain_from..i])?;
-        plain_from = i + c.len_utf8();
-        match c {
-            '"' => out.put(b"\\\"")?,
-            '\\' => out.put(b"\\\\")?,
-            '\n' => out.put(b"\\n")?,
-            '\r' => out.put(b"\\r")?,
-            '\t' => out.put(b"\\t")?,
-            '\u{8}' => out.put(b"\\b")?,
-            '\u{c}' => out.put(b"\\f")?,
-            '\u{7f}' => out.put(b"\x7f")?,
+        let used = match b {
+            b'"' => out.put(b"\\\"").map(|()| 1)?,
+            b'\\' => out.put(b"\\\\").map(|()| 1)?,
+            b'\n' => out.put(b"\\n").map(|()| 1)?,
+            b'\r' => out.put(b"\\r").map(|()| 1)?,
+            b'\t' => out.put(b"\\t").map(|()| 1)?,
+            0x08 => out.put(b"\\b").map(|()| 1)?,
+            0x0c => out.put(b"\\f").map(|()| 1)?,
+            0x00..=0x1f => put_u_escape(out, u16::from(b)).map(|()| 1)?,
             _ => {
+                // A non-ASCII character starts here (`i` is on a char boundary).
+                let c = s
+                    .get(i..)
+                    .and_then(|t| t.chars().next())
+                    .unwrap_or('\u{fffd}');
                 let mut units = [0u16; 2];
                 for unit in c.encode_utf16(&mut units) {
                     put_u_escape(out, *unit)?;
                 }
+                c.len_utf8()
             }
-        }
+        };
+        i += used;
+        plain_from = i;
     }
     out.put(&bytes[plain_from..])
 }

@@ -84,7 +84,7 @@ proptest! {
     }
 
     #[test]
-    fn hysteresis_bounds_hover_flapping(period_s in 15.0f64..60.0, phase in 0.0f64..6.28) {
+    fn hysteresis_bounds_hover_flapping(period_s in 15.0f64..60.0, phase in 0.0f64..std::f64::consts::TAU) {
         let hover = move |t: f64| 50.0 * (1.0 + 0.1 * (t * std::f64::consts::TAU / period_s + phase).sin());
         let duration = Instant::from_secs(600);
 

@@ -1,25 +1,37 @@
 //! # aci-cache
 //!
 //! Adaptive cache invalidation for Redis. A fleet of application instances
-//! shares one Redis; each keeps a near cache in memory; the library keeps those
-//! near caches honest by choosing, from the fleet's write rate, between plain
+//! shares one Redis; each keeps a near cache in memory; the library keeps
+//! those near caches honest by choosing, from the write rate, between plain
 //! TTL expiry, batched Pub/Sub invalidations and one invalidation per write.
 //!
-//! This release ships the engine, [`aci_core`], re-exported here whole: the
-//! sans-IO state machine, its configuration, and the wire format shared with
-//! the Python `aci-cache` 0.1.1. The Redis-backed `AdaptiveCache` and
-//! `AsyncAdaptiveCache` that drive it are the next step of the roadmap.
-//!
-//! ```
-//! use aci_cache::{Config, Engine, Strategy};
-//! let engine = Engine::new(Config::default(), "instance-1")?;
-//! assert_eq!(engine.strategy(), Strategy::Ttl);
-//! # Ok::<(), aci_cache::ConfigError>(())
-//! ```
+//! - [`AdaptiveCache`]: the blocking cache (a background thread subscribes
+//!   and runs the engine's timers).
+//! - [`Instance`](instance::Instance): the per-instance logic every driver
+//!   shares, sans-IO.
+//! - [`aci_core`] is re-exported whole: the engine, its configuration, the wire
+//!   format shared with the Python `aci-cache` 0.1.1.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub use aci_core::*;
+mod blocking;
+mod clock;
+mod error;
+pub mod instance;
+mod near;
+mod settings;
+mod stats;
+
+pub use aci_core;
+pub use aci_core::{
+    Config, ConfigBuilder, ConfigError, DropReason, Duration, Effect, Engine, Instant, Policy,
+    RejectReason, Role, Strategy, SwitchCause, SwitchRecord,
+};
+pub use aci_transports as transports;
+pub use blocking::AdaptiveCache;
+pub use error::{Error, Result};
+pub use settings::{Builder, Settings, DEFAULT_NEAR_BYTES, DEFAULT_NEAR_ENTRIES, DEFAULT_TIMEOUT};
+pub use stats::Stats;
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

@@ -469,3 +469,20 @@ fn engine_size_is_fixed_and_reported() {
     // Documented in BENCHMARKS.md: 89 KiB, whatever the load.
     assert!(size < 100 * 1024, "{size}");
 }
+
+#[test]
+fn deletes_are_announced_in_every_strategy() {
+    for strategy in Strategy::ALL {
+        let mut e = forced(strategy);
+        e.handle_delete(Instant::from_millis(1), "user:42").unwrap();
+        let effects = drain(&mut e);
+        assert_eq!(effects.len(), 1, "{strategy}");
+        assert_eq!(effects[0].published_keys().unwrap(), ["user:42"]);
+        assert_eq!(effects[0].json().unwrap()["strategy"], strategy.as_str());
+        assert_eq!(
+            e.stats().total_writes,
+            0,
+            "a delete is not a write for the rate"
+        );
+    }
+}

@@ -1,10 +1,28 @@
-//! Placeholder for the transports of aci-cache: the `Transport` trait, the
-//! Redis implementation (feature `redis`) and an in-memory one. They arrive
-//! with the drop-in cache; until then this crate only reserves its place in
-//! the workspace so the layout of `DESIGN.md` holds.
-#![no_std]
+//! # aci-transports
+//!
+//! The one seam between aci-cache and the outside world: [`Transport`], a
+//! key/value store with TTLs plus Pub/Sub. aci-cache needs nothing else from a
+//! backend, so implementing this trait is all it takes to run on another one.
+//!
+//! - [`RedisTransport`] (feature `redis`, on by default): the `redis` crate,
+//!   with a small connection pool, timeouts on every operation, and a
+//!   dedicated connection per subscription.
+//! - [`MemoryTransport`]: one process, no network; for tests and examples. It
+//!   can be switched off to play a dead server.
+//!
+//! The trait lives here rather than in `aci-core` because every method does
+//! I/O and returns owned buffers: it needs `std`, and core stays `no_std`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-/// The wire-format version of the engine these transports carry.
-pub use aci_core::wire;
+mod error;
+mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+mod transport;
+
+pub use error::TransportError;
+pub use memory::{MemorySubscription, MemoryTransport};
+#[cfg(feature = "redis")]
+pub use redis::{RedisSubscription, RedisTransport};
+pub use transport::{Outgoing, Received, Subscription, Transport};

@@ -39,6 +39,22 @@ impl Engine {
         Ok(())
     }
 
+    /// This instance deleted `key` (the user's key) at `now`. Whatever the
+    /// strategy, a deletion is announced at once, as the original does, naming
+    /// the current strategy: the value is gone, so no near cache may keep it.
+    /// Drain effects afterwards and send the invalidation with the `DEL`.
+    pub fn handle_delete(&mut self, now: Instant, key: &str) -> Result<(), WriteError> {
+        let now = self.observe(now);
+        if !self.running {
+            return Err(WriteError::Stopped);
+        }
+        if !self.key_fits(key) {
+            return Err(WriteError::KeyTooLong { len: key.len() });
+        }
+        self.publish_single(now, key, self.strategy)
+            .map_err(|_| WriteError::Backpressure)
+    }
+
     /// Puts `key` in the batch buffer, flushing first when it would overflow
     /// the buffer or the message limits.
     fn buffer_key(&mut self, now: Instant, key: &str) -> Result<(), WriteError> {

@@ -1,0 +1,298 @@
+//! The blocking cache: the caller's thread does the reads and writes, one
+//! background thread keeps the subscription and runs the engine's timers.
+
+mod worker;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use aci_core::Strategy;
+use aci_transports::Transport;
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::instance::{Instance, Lookup};
+use crate::settings::{Builder, Settings};
+use crate::stats::Stats;
+
+/// A near cache in front of Redis, kept consistent across a fleet.
+///
+/// `get` answers from memory when it can (a hit costs no network), otherwise
+/// reads Redis once for all concurrent callers. `set` writes Redis (`SET …
+/// PX`), with the invalidation the strategy calls for in the same round trip.
+/// Invalidations from other instances only ever drop near-cache entries;
+/// nothing received deletes anything from Redis.
+///
+/// ```no_run
+/// use aci_cache::AdaptiveCache;
+/// let cache = AdaptiveCache::builder()
+///     .namespace("user-service")
+///     .connect("redis://127.0.0.1:6379")?;
+/// cache.set("user:42", r#"{"name": "Alice"}"#)?;
+/// assert_eq!(cache.get_string("user:42")?.as_deref(), Some(r#"{"name": "Alice"}"#));
+/// println!("{} via {}", cache.instance_id(), cache.strategy());
+/// # Ok::<(), aci_cache::Error>(())
+/// ```
+pub struct AdaptiveCache<T: Transport> {
+    shared: Arc<Shared<T>>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+pub(crate) struct Shared<T> {
+    pub(crate) instance: Instance,
+    pub(crate) transport: T,
+    pub(crate) stop: AtomicBool,
+}
+
+#[cfg(feature = "redis")]
+impl AdaptiveCache<aci_transports::RedisTransport> {
+    /// A builder with the original's defaults.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// A started cache on the Redis at `url`, with the default configuration.
+    pub fn open(url: &str) -> Result<Self> {
+        Builder::new().connect(url)
+    }
+}
+
+impl Builder {
+    /// Builds and starts a cache on the Redis at `url`
+    /// (`redis://[user:password@]host:port[/db]`).
+    #[cfg(feature = "redis")]
+    pub fn connect(self, url: &str) -> Result<AdaptiveCache<aci_transports::RedisTransport>> {
+        let settings = self.settings()?;
+        let transport = aci_transports::RedisTransport::open(url)?.with_timeout(settings.timeout);
+        AdaptiveCache::start_with(transport, settings)
+    }
+
+    /// Builds and starts a cache on a `redis::Client` you already have.
+    #[cfg(feature = "redis")]
+    pub fn client(
+        self,
+        client: redis::Client,
+    ) -> Result<AdaptiveCache<aci_transports::RedisTransport>> {
+        let settings = self.settings()?;
+        let transport =
+            aci_transports::RedisTransport::from_client(client).with_timeout(settings.timeout);
+        AdaptiveCache::start_with(transport, settings)
+    }
+
+    /// Builds and starts a cache on any [`Transport`].
+    pub fn transport<T: Transport>(self, transport: T) -> Result<AdaptiveCache<T>> {
+        AdaptiveCache::start_with(transport, self.settings()?)
+    }
+}
+
+impl<T: Transport> AdaptiveCache<T> {
+    /// A started cache on `transport`. Waits (at most the timeout) for the
+    /// subscription, so messages published afterwards are seen; without it
+    /// the cache works, uncached, and keeps trying to subscribe.
+    pub fn start_with(transport: T, settings: Settings) -> Result<Self> {
+        let cache = AdaptiveCache {
+            shared: Arc::new(Shared {
+                instance: Instance::new(settings)?,
+                transport,
+                stop: AtomicBool::new(false),
+            }),
+            worker: Mutex::new(None),
+        };
+        cache.start()?;
+        Ok(cache)
+    }
+
+    /// Starts the background worker if it is not running.
+    pub fn start(&self) -> Result<()> {
+        let mut worker = self.worker.lock().unwrap_or_else(PoisonError::into_inner);
+        if worker.is_some() {
+            return Ok(());
+        }
+        self.shared.stop.store(false, Ordering::SeqCst);
+        self.shared.instance.start();
+        let shared = Arc::clone(&self.shared);
+        let handle = std::thread::Builder::new()
+            .name(format!("aci-cache-{}", self.instance_id()))
+            .spawn(move || worker::run(&shared))
+            .map_err(Error::Spawn)?;
+        *worker = Some(handle);
+        drop(worker);
+        let deadline = Instant::now() + self.shared.instance.settings().timeout;
+        while !self.is_subscribed() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if !self.is_subscribed() {
+            tracing::warn!(
+                "not subscribed yet; the near cache stays off until the subscription is up"
+            );
+        }
+        Ok(())
+    }
+
+    /// Stops: flushes the batch buffer, joins the worker, closes the
+    /// subscription. Reads still work (from Redis); writes fail with
+    /// [`Error::Stopped`] until [`AdaptiveCache::start`].
+    pub fn stop(&self) {
+        let handle = self
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            self.shared.stop.store(true, Ordering::SeqCst);
+            let _ = handle.join();
+        }
+    }
+
+    /// The value of `key`, from the near cache or from Redis.
+    pub fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        let instance = &self.shared.instance;
+        let stored = instance.settings().stored_key(key);
+        let result = match instance.lookup(&stored) {
+            Lookup::Hit(value) => return Ok(Some(value)),
+            Lookup::Fill(fill) => {
+                let read = self.shared.transport.get(fill.key());
+                instance.finish_fill(fill, read)
+            }
+            Lookup::Wait(wait) => wait.wait_blocking(instance.settings().timeout),
+        };
+        match result {
+            Err(e) if instance.settings().miss_on_error => {
+                instance.count_read_error();
+                tracing::warn!(key, error = %e, "read failed; answering a miss (miss_on_error)");
+                Ok(None)
+            }
+            Err(e) => {
+                instance.count_read_error();
+                Err(e)
+            }
+            ok => ok,
+        }
+    }
+
+    /// The value of `key` as UTF-8 text.
+    pub fn get_string(&self, key: &str) -> Result<Option<String>> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some(bytes) => {
+                String::from_utf8(bytes.to_vec())
+                    .map(Some)
+                    .map_err(|e| Error::NotUtf8 {
+                        key: key.to_owned(),
+                        source: e.utf8_error(),
+                    })
+            }
+        }
+    }
+
+    /// Writes `value` with the default TTL.
+    pub fn set(&self, key: &str, value: impl AsRef<[u8]>) -> Result<()> {
+        let ttl = self.shared.instance.settings().core.default_ttl();
+        self.set_with_ttl(key, value, Duration::from_nanos(ttl.as_nanos()))
+    }
+
+    /// Writes `value` with a TTL of its own.
+    pub fn set_with_ttl(&self, key: &str, value: impl AsRef<[u8]>, ttl: Duration) -> Result<()> {
+        let instance = &self.shared.instance;
+        let value = value.as_ref();
+        let stored = instance.settings().stored_key(key);
+        let outbound = instance.prepare_write(key)?;
+        match self
+            .shared
+            .transport
+            .set(&stored, value, ttl, &outbound.as_outgoing())
+        {
+            Ok(()) => {
+                instance.commit_write(&stored, Bytes::copy_from_slice(value));
+                Ok(())
+            }
+            Err(e) => {
+                instance.abort_write(&stored);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Deletes `key` and tells the fleet at once, whatever the strategy.
+    /// Whether it existed.
+    pub fn delete(&self, key: &str) -> Result<bool> {
+        let instance = &self.shared.instance;
+        let stored = instance.settings().stored_key(key);
+        let outbound = instance.prepare_delete(key)?;
+        let result = self
+            .shared
+            .transport
+            .delete(&stored, &outbound.as_outgoing());
+        match result {
+            Ok(existed) => {
+                instance.commit_delete(&stored);
+                Ok(existed)
+            }
+            Err(e) => {
+                instance.abort_write(&stored);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Deletes every key of the Redis database (`FLUSHDB`), as the original's
+    /// `flush`: a development and testing helper.
+    pub fn flush(&self) -> Result<()> {
+        self.shared.transport.flush_db()?;
+        self.shared.instance.commit_flush();
+        Ok(())
+    }
+
+    /// The strategy in force.
+    pub fn strategy(&self) -> Strategy {
+        self.shared.instance.strategy()
+    }
+
+    /// Pins the strategy (`Some`), announcing it if this is the controller, or
+    /// lets the controller decide again (`None`).
+    pub fn force_strategy(&self, strategy: Option<Strategy>) -> Result<()> {
+        let outbound = self.shared.instance.force_strategy(strategy);
+        if !outbound.is_empty() {
+            self.shared.transport.publish(&outbound.as_outgoing())?;
+        }
+        Ok(())
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.instance.stats()
+    }
+
+    /// Calls `callback(from, to)` on every strategy switch.
+    pub fn on_switch(&self, callback: impl Fn(Strategy, Strategy) + Send + Sync + 'static) {
+        self.shared.instance.on_switch(Arc::new(callback));
+    }
+
+    /// This instance's id, as sent in `source`.
+    pub fn instance_id(&self) -> &str {
+        self.shared.instance.settings().instance_id()
+    }
+
+    /// Whether the subscription is up (and the near cache in use).
+    pub fn is_subscribed(&self) -> bool {
+        self.shared.instance.is_subscribed()
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.shared.transport
+    }
+
+    /// The instance logic, for diagnostics.
+    pub fn instance(&self) -> &Instance {
+        &self.shared.instance
+    }
+}
+
+impl<T: Transport> Drop for AdaptiveCache<T> {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

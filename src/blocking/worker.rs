@@ -1,0 +1,94 @@
+//! The background thread: subscription, incoming messages, engine timers.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use aci_transports::{Subscription, Transport};
+
+use super::Shared;
+use crate::instance::Outbound;
+
+/// Longest wait between two checks of the stop flag.
+const POLL: Duration = Duration::from_millis(50);
+/// First retry delay after the subscription fails.
+const BACKOFF_START: Duration = Duration::from_millis(50);
+/// Retry delays double up to this, so a returning server is noticed within it.
+const BACKOFF_CAP: Duration = Duration::from_millis(500);
+
+pub(super) fn run<T: Transport>(shared: &Shared<T>) {
+    let instance = &shared.instance;
+    let config = instance.settings().core.clone();
+    let channels = [config.invalidation_channel(), config.strategy_channel()];
+    let mut subscription: Option<T::Subscription> = None;
+    let mut backoff = BACKOFF_START;
+
+    while !shared.stop.load(Ordering::SeqCst) {
+        if subscription.is_none() {
+            match shared.transport.subscribe(&channels) {
+                Ok(s) => {
+                    subscription = Some(s);
+                    backoff = BACKOFF_START;
+                    instance.subscribed();
+                    tracing::debug!(?channels, "subscribed");
+                }
+                Err(e) => {
+                    instance.subscription_lost();
+                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot subscribe");
+                    sleep_unless_stopped(shared, backoff);
+                    backoff = (backoff * 2).min(BACKOFF_CAP);
+                    continue;
+                }
+            }
+        }
+
+        let wait = instance.next_deadline().map_or(POLL, |d| {
+            d.saturating_duration_since(Instant::now()).min(POLL)
+        });
+        if let Some(s) = subscription.as_mut() {
+            match s.recv(wait) {
+                Ok(Some(message)) => publish(
+                    shared,
+                    instance.handle_message(&message.channel, &message.payload),
+                ),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "subscription lost; dropping the near cache");
+                    subscription = None;
+                    instance.subscription_lost();
+                }
+            }
+        }
+        if instance
+            .next_deadline()
+            .is_some_and(|d| d <= Instant::now())
+        {
+            publish(shared, instance.handle_timeout());
+        }
+    }
+
+    publish(shared, instance.stop());
+    drop(subscription);
+    instance.subscription_lost();
+}
+
+fn publish<T: Transport>(shared: &Shared<T>, outbound: Outbound) {
+    if outbound.is_empty() {
+        return;
+    }
+    if let Err(e) = shared.transport.publish(&outbound.as_outgoing()) {
+        // The subscription breaks too when Redis does: every instance then
+        // drops its near cache, which covers what this message would have said.
+        tracing::warn!(error = %e, "could not publish");
+    }
+}
+
+fn sleep_unless_stopped<T>(shared: &Shared<T>, total: Duration) {
+    let until = Instant::now() + total;
+    while !shared.stop.load(Ordering::SeqCst) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(10)));
+    }
+}

@@ -1,0 +1,70 @@
+//! The facade's error type.
+
+use std::sync::Arc;
+
+use aci_core::ConfigError;
+use aci_transports::TransportError;
+
+/// Why a cache operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration broke a rule; the field is named.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// Redis (or the transport) failed or did not answer in time.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// Another caller's read of the same key failed; this read shared its result.
+    #[error("shared read failed: {0}")]
+    SharedRead(Arc<TransportError>),
+    /// Waiting for another caller's read of the same key took longer than the timeout.
+    #[error("timed out waiting for a concurrent read of the same key")]
+    ReadWaitTimeout,
+    /// The key is too long to be named in an invalidation message.
+    #[error("key of {len} bytes is too long for an invalidation message")]
+    KeyTooLong {
+        /// The key's length in bytes.
+        len: usize,
+    },
+    /// The value is not UTF-8 text.
+    #[error("the value of {key:?} is not UTF-8")]
+    NotUtf8 {
+        /// The key read.
+        key: String,
+        /// Where decoding failed.
+        source: std::str::Utf8Error,
+    },
+    /// The cache is stopped.
+    #[error("the cache is stopped")]
+    Stopped,
+    /// A background thread could not be started.
+    #[error("could not start the background worker: {0}")]
+    Spawn(#[source] std::io::Error),
+}
+
+impl Error {
+    /// Whether the backend was unreachable or slow: the same call may succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Error::Transport(e) => e.is_unavailable(),
+            Error::SharedRead(e) => e.is_unavailable(),
+            Error::ReadWaitTimeout => true,
+            _ => false,
+        }
+    }
+}
+
+impl From<aci_core::WriteError> for Error {
+    fn from(e: aci_core::WriteError) -> Self {
+        match e {
+            aci_core::WriteError::KeyTooLong { len } => Error::KeyTooLong { len },
+            aci_core::WriteError::Stopped => Error::Stopped,
+            // The facade drains after every call; seeing this is a bug in the facade.
+            _ => Error::Stopped,
+        }
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

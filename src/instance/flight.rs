@@ -1,0 +1,76 @@
+//! Single-flight: concurrent misses on one key share one Redis read.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use aci_transports::TransportError;
+use bytes::Bytes;
+use event_listener::{Event, EventListener};
+
+/// What a shared read ended with.
+pub(crate) type Outcome = Result<Option<Bytes>, Arc<TransportError>>;
+
+/// One read in flight.
+#[derive(Default)]
+pub(crate) struct Flight {
+    outcome: OnceLock<Outcome>,
+    done: Event,
+}
+
+impl Flight {
+    /// The outcome, if the read has finished.
+    pub(crate) fn outcome(&self) -> Option<Outcome> {
+        self.outcome.get().cloned()
+    }
+
+    /// A listener notified when the read finishes. Register it, then check
+    /// [`Flight::outcome`] again, so a finish in between is not missed.
+    pub(crate) fn listen(&self) -> EventListener {
+        self.done.listen()
+    }
+}
+
+/// The reads in flight, by stored key.
+#[derive(Default)]
+pub(crate) struct Flights {
+    by_key: Mutex<HashMap<String, Arc<Flight>>>,
+}
+
+/// Whether this caller leads the read or waits for another's.
+pub(crate) enum Role {
+    /// Read from Redis, then call [`Flights::finish`].
+    Lead(Arc<Flight>),
+    /// Wait for the leader.
+    Follow(Arc<Flight>),
+}
+
+impl Flights {
+    /// Joins the read of `key`, leading it if none is in flight.
+    pub(crate) fn join(&self, key: &str) -> Role {
+        let mut by_key = self.by_key.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(flight) = by_key.get(key) {
+            return Role::Follow(Arc::clone(flight));
+        }
+        let flight = Arc::new(Flight::default());
+        by_key.insert(key.to_owned(), Arc::clone(&flight));
+        Role::Lead(flight)
+    }
+
+    /// Publishes the leader's outcome to the followers and retires the flight.
+    pub(crate) fn finish(&self, key: &str, flight: &Flight, outcome: Outcome) {
+        let _ = flight.outcome.set(outcome);
+        self.by_key
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+        flight.done.notify(usize::MAX);
+    }
+
+    /// Reads in flight.
+    pub(crate) fn len(&self) -> usize {
+        self.by_key
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}

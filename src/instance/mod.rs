@@ -1,0 +1,425 @@
+//! One instance's logic above the engine: the near cache, single-flight,
+//! read-your-writes, dropping the near cache when the subscription is lost.
+//!
+//! Like the engine, an [`Instance`] does no I/O: each call says what to send
+//! (an [`Outbound`]) or what to read (a [`Fill`]), and the driver — the
+//! blocking [`AdaptiveCache`](crate::AdaptiveCache), or the simulator —
+//! does it and reports back. Every driver runs this same code.
+
+mod flight;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant as StdInstant};
+
+use aci_core::{Effect, Engine, Handled, Strategy, SwitchRecord};
+use aci_transports::{Outgoing, TransportError};
+use bytes::Bytes;
+use event_listener::Listener as _;
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::near::{FillToken, NearCache};
+use crate::settings::Settings;
+use crate::stats::Stats;
+use flight::{Flight, Flights, Outcome};
+
+/// A callback told of every strategy switch: `(from, to)`.
+pub type SwitchCallback = Arc<dyn Fn(Strategy, Strategy) + Send + Sync>;
+
+/// Messages to publish, in order, with the operation that produced them.
+#[derive(Debug, Default)]
+#[must_use = "messages the engine asked to publish"]
+pub struct Outbound {
+    messages: Vec<(String, Vec<u8>)>,
+}
+
+impl Outbound {
+    /// Whether there is nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+    /// The messages, borrowed for a transport call.
+    pub fn as_outgoing(&self) -> Vec<Outgoing<'_>> {
+        self.messages
+            .iter()
+            .map(|(channel, payload)| Outgoing { channel, payload })
+            .collect()
+    }
+}
+
+/// What a read should do next.
+pub enum Lookup {
+    /// The near cache had it.
+    Hit(Bytes),
+    /// Read it from Redis, then [`Instance::finish_fill`].
+    Fill(Fill),
+    /// Another caller is reading it: [`Wait::wait_blocking`] for its result.
+    Wait(Wait),
+}
+
+/// A read this caller leads. Dropping it unfinished fails the waiters.
+pub struct Fill {
+    key: String,
+    flight: Arc<Flight>,
+    token: FillToken,
+    flights: Option<Arc<Flights>>,
+}
+
+impl Fill {
+    /// The stored key to read.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl Drop for Fill {
+    fn drop(&mut self) {
+        if let Some(flights) = self.flights.take() {
+            let abandoned = TransportError::Backend("the read was abandoned".into());
+            flights.finish(&self.key, &self.flight, Err(Arc::new(abandoned)));
+        }
+    }
+}
+
+/// A read led by another caller.
+pub struct Wait {
+    flight: Arc<Flight>,
+}
+
+impl Wait {
+    /// Blocks until the leader's read finishes, at most `timeout`.
+    pub fn wait_blocking(self, timeout: Duration) -> Result<Option<Bytes>> {
+        let deadline = StdInstant::now() + timeout;
+        loop {
+            if let Some(outcome) = self.flight.outcome() {
+                return outcome.map_err(Error::SharedRead);
+            }
+            let listener = self.flight.listen();
+            if let Some(outcome) = self.flight.outcome() {
+                return outcome.map_err(Error::SharedRead);
+            }
+            if listener.wait_deadline(deadline).is_none() {
+                return Err(Error::ReadWaitTimeout);
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    reads: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    read_errors: AtomicU64,
+    subscription_losses: AtomicU64,
+}
+
+/// One instance: the engine, the near cache and the reads in flight.
+pub struct Instance {
+    settings: Settings,
+    clock: Clock,
+    engine: Mutex<Engine>,
+    near: NearCache,
+    flights: Arc<Flights>,
+    strategy: AtomicU8,
+    subscribed: AtomicBool,
+    counters: Counters,
+    callbacks: Mutex<Vec<SwitchCallback>>,
+}
+
+impl Instance {
+    /// An instance with these settings, stopped, its near cache disabled
+    /// until [`Instance::subscribed`] is called.
+    pub fn new(settings: Settings) -> Result<Self> {
+        let engine = Engine::new(settings.core.clone(), &settings.instance_id)?;
+        let local_ttl = Duration::from_nanos(settings.core.local_ttl().as_nanos());
+        Ok(Instance {
+            near: NearCache::new(
+                settings.near_max_entries,
+                settings.near_max_bytes,
+                local_ttl,
+            ),
+            clock: Clock::new(),
+            engine: Mutex::new(engine),
+            flights: Arc::default(),
+            strategy: AtomicU8::new(Strategy::Ttl as u8),
+            subscribed: AtomicBool::new(false),
+            counters: Counters::default(),
+            callbacks: Mutex::default(),
+            settings,
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The strategy in force (no lock taken).
+    pub fn strategy(&self) -> Strategy {
+        match self.strategy.load(Ordering::Relaxed) {
+            2 => Strategy::Eager,
+            1 => Strategy::Batched,
+            _ => Strategy::Ttl,
+        }
+    }
+
+    /// Registers a callback for strategy switches. It runs on the thread that
+    /// caused the switch, after the engine's lock is released.
+    pub fn on_switch(&self, callback: SwitchCallback) {
+        lock(&self.callbacks).push(callback);
+    }
+
+    // ----- reads -----
+
+    /// Starts a read of `stored` (the Redis key).
+    pub fn lookup(&self, stored: &str) -> Lookup {
+        self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        if let Some(value) = self.near.get(stored, StdInstant::now()) {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+            return Lookup::Hit(value);
+        }
+        self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        match self.flights.join(stored) {
+            flight::Role::Lead(flight) => Lookup::Fill(Fill {
+                token: self.near.begin_fill(stored),
+                key: stored.to_owned(),
+                flight,
+                flights: Some(Arc::clone(&self.flights)),
+            }),
+            flight::Role::Follow(flight) => Lookup::Wait(Wait { flight }),
+        }
+    }
+
+    /// Reports what the read of a [`Fill`] returned; caches it if nothing
+    /// condemned it meanwhile, and hands it to the waiters.
+    pub fn finish_fill(
+        &self,
+        mut fill: Fill,
+        read: Result<Option<Bytes>, TransportError>,
+    ) -> Result<Option<Bytes>> {
+        let outcome: Outcome = read.map_err(Arc::new);
+        if let Ok(Some(value)) = &outcome {
+            self.near
+                .finish_fill(fill.token, &fill.key, value.clone(), StdInstant::now());
+        }
+        if let Some(flights) = fill.flights.take() {
+            flights.finish(&fill.key, &fill.flight, outcome.clone());
+        }
+        outcome.map_err(|e| match Arc::try_unwrap(e) {
+            Ok(e) => Error::Transport(e),
+            Err(shared) => Error::SharedRead(shared),
+        })
+    }
+
+    /// Counts a read that failed.
+    pub fn count_read_error(&self) {
+        self.counters.read_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    // ----- writes -----
+
+    /// Before writing `key` (the user's key): tells the engine, and returns
+    /// the messages to send in the same round trip as the `SET`.
+    pub fn prepare_write(&self, key: &str) -> Result<Outbound> {
+        self.with_engine(|engine, now| engine.handle_write(now, key).map_err(Error::from))
+    }
+
+    /// After Redis acknowledged the write of `value` to `stored`.
+    pub fn commit_write(&self, stored: &str, value: Bytes) {
+        self.near.write(stored, value, StdInstant::now());
+    }
+
+    /// After a write or delete of `stored` whose outcome is unknown (it
+    /// failed or timed out): forget the key locally.
+    pub fn abort_write(&self, stored: &str) {
+        self.near.invalidate(stored);
+    }
+
+    /// Before deleting `key`: the invalidation to send with the `DEL`.
+    pub fn prepare_delete(&self, key: &str) -> Result<Outbound> {
+        self.with_engine(|engine, now| engine.handle_delete(now, key).map_err(Error::from))
+    }
+
+    /// After Redis deleted `stored`.
+    pub fn commit_delete(&self, stored: &str) {
+        self.near.invalidate(stored);
+    }
+
+    /// After `FLUSHDB`: nothing cached can be right.
+    pub fn commit_flush(&self) {
+        self.near.clear();
+    }
+
+    // ----- the background side -----
+
+    /// A message arrived on a subscribed channel.
+    pub fn handle_message(&self, channel: &str, payload: &[u8]) -> Outbound {
+        self.with_engine(|engine, now| {
+            match engine.handle_message(now, channel, payload) {
+                Ok(Handled::Invalidation { foreign, .. }) if foreign > 0 => {
+                    tracing::warn!(
+                        channel,
+                        foreign,
+                        "invalidation named keys outside our namespace; ignored them"
+                    );
+                }
+                Ok(_) => {}
+                Err(rejection) => tracing::warn!(channel, len = payload.len(), "{rejection}"),
+            }
+            Ok(())
+        })
+        .unwrap_or_default()
+    }
+
+    /// Runs the engine's due timers; the messages they produced.
+    pub fn handle_timeout(&self) -> Outbound {
+        self.with_engine(|engine, now| {
+            engine.handle_timeout(now);
+            Ok(())
+        })
+        .unwrap_or_default()
+    }
+
+    /// When [`Instance::handle_timeout`] should run next.
+    pub fn next_deadline(&self) -> Option<StdInstant> {
+        let deadline = lock(&self.engine).poll_timeout()?;
+        Some(self.clock.to_std(deadline))
+    }
+
+    /// The subscription is confirmed: start using the near cache.
+    pub fn subscribed(&self) {
+        self.near.set_enabled(true);
+        self.subscribed.store(true, Ordering::SeqCst);
+    }
+
+    /// The subscription was lost: invalidations may be missed from now on, so
+    /// drop the near cache and stop using it until [`Instance::subscribed`].
+    pub fn subscription_lost(&self) {
+        if self.subscribed.swap(false, Ordering::SeqCst) {
+            self.counters
+                .subscription_losses
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.near.set_enabled(false);
+        let _ = self.with_engine(|engine, now| {
+            engine.handle_subscription_lost(now);
+            Ok(())
+        });
+    }
+
+    /// Whether the subscription is up.
+    pub fn is_subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::SeqCst)
+    }
+
+    /// Starts the engine (timers, writes accepted).
+    pub fn start(&self) {
+        let mut engine = lock(&self.engine);
+        let now = self.clock.now();
+        engine.set_unix_time(now, Clock::unix_now());
+        engine.start(now);
+    }
+
+    /// Stops the engine: the final batch flush to publish.
+    pub fn stop(&self) -> Outbound {
+        self.with_engine(|engine, now| {
+            engine.stop(now);
+            Ok(())
+        })
+        .unwrap_or_default()
+    }
+
+    /// Pins the strategy (`Some`) or lets the controller decide (`None`).
+    pub fn force_strategy(&self, strategy: Option<Strategy>) -> Outbound {
+        self.with_engine(|engine, now| {
+            engine.force_strategy(now, strategy);
+            Ok(())
+        })
+        .unwrap_or_default()
+    }
+
+    /// A snapshot of every counter.
+    pub fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let engine = lock(&self.engine);
+        let core = engine.stats();
+        Stats {
+            total_reads: c.reads.load(Ordering::Relaxed),
+            cache_hits: c.hits.load(Ordering::Relaxed),
+            cache_misses: c.misses.load(Ordering::Relaxed),
+            read_errors: c.read_errors.load(Ordering::Relaxed),
+            total_writes: core.total_writes,
+            current_strategy: engine.strategy(),
+            write_rate: core.write_rate,
+            strategy_switches: core.switches.iter().copied().collect(),
+            total_switches: core.total_switches,
+            invalidations_sent: core.invalidations_sent,
+            decisions_sent: core.decisions_sent,
+            messages_received: core.messages_received,
+            rejected: core.rejected,
+            full_drops: core.full_drops,
+            subscription_losses: c.subscription_losses.load(Ordering::Relaxed),
+            subscribed: self.is_subscribed(),
+            near_cache_entries: self.near.len(),
+            near_cache_bytes: self.near.weight(),
+        }
+    }
+
+    /// Reads in flight (for tests and diagnostics).
+    pub fn reads_in_flight(&self) -> usize {
+        self.flights.len()
+    }
+
+    /// Runs `op` on the engine, applies every effect it produced, and returns
+    /// the messages to publish. Switch callbacks run after the lock is released.
+    fn with_engine(
+        &self,
+        op: impl FnOnce(&mut Engine, aci_core::Instant) -> Result<()>,
+    ) -> Result<Outbound> {
+        let mut out = Outbound::default();
+        let mut switches: Vec<SwitchRecord> = Vec::new();
+        {
+            let mut engine = lock(&self.engine);
+            let now = self.clock.now();
+            let result = op(&mut engine, now);
+            while let Some(effect) = engine.poll_effect() {
+                self.apply(effect, &mut out, &mut switches);
+            }
+            self.strategy
+                .store(engine.strategy() as u8, Ordering::Relaxed);
+            result?;
+        }
+        if !switches.is_empty() {
+            let callbacks: Vec<SwitchCallback> = lock(&self.callbacks).clone();
+            for s in switches {
+                tracing::info!(from = %s.from, to = %s.to, rate = s.write_rate, cause = ?s.cause, "strategy switched");
+                for callback in &callbacks {
+                    callback(s.from, s.to);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn apply(&self, effect: Effect<'_>, out: &mut Outbound, switches: &mut Vec<SwitchRecord>) {
+        match effect {
+            Effect::Publish(p) => out
+                .messages
+                .push((p.channel.to_owned(), p.payload.to_vec())),
+            Effect::Switched(record) => switches.push(record),
+            Effect::Invalidate(keys) => keys.iter().for_each(|k| self.near.invalidate(k)),
+            Effect::InvalidateAll(reason) => {
+                tracing::debug!(%reason, "dropping the near cache");
+                self.near.clear();
+            }
+            other => tracing::debug!(?other, "unhandled engine effect"),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves the data consistent; recover from poisoning.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}

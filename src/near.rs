@@ -1,0 +1,270 @@
+//! The near cache (L1): a bounded in-process map of stored keys to values,
+//! with expiry, and the bookkeeping that keeps a slow read from caching a
+//! value that an invalidation has already condemned.
+//!
+//! # The fill/invalidate race
+//!
+//! A reader misses, asks Redis, and gets the value back some time later. If
+//! an invalidation of that key arrived in between, the value read may be the
+//! old one and must not be cached. Every key hashes to one of `STRIPES`
+//! generation counters; an invalidation or a local write bumps the key's
+//! counter, dropping the whole cache bumps a global epoch. A fill remembers
+//! both when its read starts ([`NearCache::begin_fill`]) and caches its value
+//! only if neither moved ([`NearCache::finish_fill`]). Two keys sharing a
+//! stripe only cost a skipped fill, never a stale entry.
+//!
+//! While the subscription is down the cache is disabled: nothing is cached,
+//! because nothing would tell us to drop it.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use quick_cache::sync::Cache;
+use quick_cache::Weighter;
+
+/// Generation counters; a power of two.
+const STRIPES: usize = 256;
+/// Bytes charged per entry on top of its key and value: the map's slot, the
+/// `String` and `Bytes` headers, the expiry.
+pub(crate) const ENTRY_OVERHEAD: u64 = 64;
+
+#[derive(Clone, Debug)]
+struct Entry {
+    value: Bytes,
+    expires: Instant,
+}
+
+/// Charges every entry at least `capacity_bytes / capacity_entries`, so one
+/// weight limit enforces both the byte and the entry bound.
+#[derive(Clone, Copy, Debug)]
+struct Weigh {
+    floor: u64,
+}
+
+impl Weighter<String, Entry> for Weigh {
+    fn weight(&self, key: &String, entry: &Entry) -> u64 {
+        (key.len() as u64 + entry.value.len() as u64 + ENTRY_OVERHEAD).max(self.floor)
+    }
+}
+
+/// Proof that a read began, to hand to [`NearCache::finish_fill`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FillToken {
+    stripe: usize,
+    generation: u64,
+    epoch: u64,
+}
+
+/// The bounded near cache. All methods take `&self`; it is shared by threads.
+pub(crate) struct NearCache {
+    map: Cache<String, Entry, Weigh>,
+    generations: Vec<Mutex<u64>>,
+    epoch: AtomicU64,
+    enabled: AtomicBool,
+    ttl: Duration,
+}
+
+impl NearCache {
+    /// A cache of at most `max_entries` entries and `max_bytes` bytes, whose
+    /// entries live `ttl`. Starts disabled (no subscription yet).
+    pub(crate) fn new(max_entries: usize, max_bytes: u64, ttl: Duration) -> Self {
+        let floor = (max_bytes / max_entries.max(1) as u64).max(1);
+        NearCache {
+            map: Cache::with_weighter(max_entries.min(1 << 20), max_bytes, Weigh { floor }),
+            generations: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
+            epoch: AtomicU64::new(0),
+            enabled: AtomicBool::new(false),
+            ttl,
+        }
+    }
+
+    /// The value for `key`, if cached and not expired.
+    #[inline]
+    pub(crate) fn get(&self, key: &str, now: Instant) -> Option<Bytes> {
+        let entry = self.map.get(key)?;
+        if entry.expires > now {
+            Some(entry.value)
+        } else {
+            None
+        }
+    }
+
+    /// Notes that a read of `key` from Redis is starting.
+    pub(crate) fn begin_fill(&self, key: &str) -> FillToken {
+        let stripe = stripe_of(key);
+        let generation = *lock(&self.generations[stripe]);
+        FillToken {
+            stripe,
+            generation,
+            epoch: self.epoch.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Caches the value a read returned, unless the key was invalidated or
+    /// written, or the cache dropped or disabled, since the read began.
+    /// Whether it was cached.
+    pub(crate) fn finish_fill(
+        &self,
+        token: FillToken,
+        key: &str,
+        value: Bytes,
+        now: Instant,
+    ) -> bool {
+        let generation = lock(&self.generations[token.stripe]);
+        if *generation != token.generation
+            || self.epoch.load(Ordering::SeqCst) != token.epoch
+            || !self.enabled.load(Ordering::SeqCst)
+        {
+            return false;
+        }
+        self.map.insert(key.to_owned(), self.entry(value, now));
+        // A whole-cache drop that raced with the insert: it may have cleared
+        // before we inserted. Undo rather than leave an entry it condemned.
+        if self.epoch.load(Ordering::SeqCst) != token.epoch {
+            self.map.remove(key);
+            return false;
+        }
+        drop(generation);
+        true
+    }
+
+    /// This instance wrote `value` to `key` in Redis: cache it (read your
+    /// writes) and condemn reads of the old value still in flight.
+    pub(crate) fn write(&self, key: &str, value: Bytes, now: Instant) {
+        let mut generation = lock(&self.generations[stripe_of(key)]);
+        *generation += 1;
+        if self.enabled.load(Ordering::SeqCst) {
+            self.map.insert(key.to_owned(), self.entry(value, now));
+        } else {
+            self.map.remove(key);
+        }
+    }
+
+    /// Drops `key` and condemns reads of it in flight.
+    pub(crate) fn invalidate(&self, key: &str) {
+        let mut generation = lock(&self.generations[stripe_of(key)]);
+        *generation += 1;
+        self.map.remove(key);
+    }
+
+    /// Drops everything and condemns every read in flight.
+    pub(crate) fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.map.clear();
+    }
+
+    /// Enables caching (subscribed) or disables it (not subscribed). Either
+    /// way everything cached so far is dropped.
+    pub(crate) fn set_enabled(&self, enabled: bool) {
+        self.enabled.store(enabled, Ordering::SeqCst);
+        self.clear();
+    }
+
+    /// Entries held.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Bytes charged, at most the configured capacity.
+    pub(crate) fn weight(&self) -> u64 {
+        self.map.weight()
+    }
+
+    fn entry(&self, value: Bytes, now: Instant) -> Entry {
+        Entry {
+            value,
+            expires: now + self.ttl,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A counter cannot be left half-updated: recover from poisoning.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn stripe_of(key: &str) -> usize {
+    // FNV-1a: stripes only need spreading, not resistance to attack (a
+    // collision costs a skipped fill).
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in key.as_bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    (h as usize) & (STRIPES - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enabled(entries: usize, bytes: u64) -> NearCache {
+        let near = NearCache::new(entries, bytes, Duration::from_secs(10));
+        near.set_enabled(true);
+        near
+    }
+
+    #[test]
+    fn fill_then_hit_then_expire() {
+        let near = enabled(100, 1 << 20);
+        let now = Instant::now();
+        let token = near.begin_fill("k");
+        assert!(near.finish_fill(token, "k", Bytes::from_static(b"v"), now));
+        assert_eq!(near.get("k", now).as_deref(), Some(&b"v"[..]));
+        assert_eq!(near.get("k", now + Duration::from_secs(11)), None);
+    }
+
+    #[test]
+    fn a_fill_raced_by_an_invalidation_is_not_cached() {
+        let near = enabled(100, 1 << 20);
+        let now = Instant::now();
+        let token = near.begin_fill("k");
+        near.invalidate("k");
+        assert!(!near.finish_fill(token, "k", Bytes::from_static(b"old"), now));
+        assert_eq!(near.get("k", now), None);
+    }
+
+    #[test]
+    fn a_fill_raced_by_a_local_write_keeps_the_write() {
+        let near = enabled(100, 1 << 20);
+        let now = Instant::now();
+        let token = near.begin_fill("k");
+        near.write("k", Bytes::from_static(b"new"), now);
+        assert!(!near.finish_fill(token, "k", Bytes::from_static(b"old"), now));
+        assert_eq!(near.get("k", now).as_deref(), Some(&b"new"[..]));
+    }
+
+    #[test]
+    fn a_fill_raced_by_a_drop_is_not_cached() {
+        let near = enabled(100, 1 << 20);
+        let token = near.begin_fill("k");
+        near.clear();
+        assert!(!near.finish_fill(token, "k", Bytes::from_static(b"v"), Instant::now()));
+    }
+
+    #[test]
+    fn disabled_caches_nothing() {
+        let near = NearCache::new(100, 1 << 20, Duration::from_secs(10));
+        let now = Instant::now();
+        let token = near.begin_fill("k");
+        assert!(!near.finish_fill(token, "k", Bytes::from_static(b"v"), now));
+        near.write("k", Bytes::from_static(b"v"), now);
+        assert_eq!(near.get("k", now), None);
+    }
+
+    #[test]
+    fn bounded_by_entries_and_bytes() {
+        let now = Instant::now();
+        let near = enabled(50, 1 << 20);
+        for i in 0..1000 {
+            near.write(&format!("k{i}"), Bytes::from_static(b"v"), now);
+        }
+        assert!(near.len() <= 50, "{} entries", near.len());
+        let near = enabled(1_000_000, 10_000);
+        for i in 0..1000 {
+            near.write(&format!("k{i}"), Bytes::from(vec![0u8; 500]), now);
+        }
+        assert!(near.weight() <= 10_000, "{} bytes", near.weight());
+    }
+}

@@ -1,0 +1,307 @@
+//! Everything a cache is configured with, validated once by [`Builder`].
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aci_core::{Config, ConfigBuilder, ConfigError, Role};
+
+use crate::error::Result;
+
+/// Default near-cache capacity in entries.
+pub const DEFAULT_NEAR_ENTRIES: usize = 100_000;
+/// Default near-cache capacity in bytes (keys + values + bookkeeping).
+pub const DEFAULT_NEAR_BYTES: u64 = 64 * 1024 * 1024;
+/// Default time any Redis operation may take.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A validated configuration: the engine's [`Config`] plus the near cache and I/O limits.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub(crate) core: Config,
+    pub(crate) near_max_entries: usize,
+    pub(crate) near_max_bytes: u64,
+    pub(crate) timeout: Duration,
+    pub(crate) miss_on_error: bool,
+    pub(crate) instance_id: String,
+}
+
+impl Settings {
+    /// The engine's configuration.
+    pub fn core(&self) -> &Config {
+        &self.core
+    }
+    /// This instance's id.
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+    /// Most entries the near cache holds.
+    pub fn near_max_entries(&self) -> usize {
+        self.near_max_entries
+    }
+    /// Most bytes the near cache holds.
+    pub fn near_max_bytes(&self) -> u64 {
+        self.near_max_bytes
+    }
+    /// The operation timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+    /// Whether a failed read returns a miss instead of an error.
+    pub fn miss_on_error(&self) -> bool {
+        self.miss_on_error
+    }
+    /// The Redis key for `key`: `{prefix}:{namespace}:{key}`, or `key` without a namespace.
+    pub fn stored_key(&self, key: &str) -> String {
+        let prefix = self.core.key_prefix();
+        let mut stored = String::with_capacity(prefix.len() + key.len());
+        stored.push_str(prefix);
+        stored.push_str(key);
+        stored
+    }
+}
+
+/// Configures a cache with the original's parameter names, then validates.
+///
+/// ```
+/// use std::time::Duration;
+/// let settings = aci_cache::Builder::new()
+///     .high_threshold(100.0)
+///     .low_threshold(20.0)
+///     .default_ttl(Duration::from_secs(30))
+///     .namespace("user-service")
+///     .is_controller(false)
+///     .settings()?;
+/// assert_eq!(settings.stored_key("profile:7"), "aci:user-service:profile:7");
+///
+/// let err = aci_cache::Builder::new().low_threshold(200.0).settings().unwrap_err();
+/// assert!(err.to_string().contains("low_threshold"));
+/// # Ok::<(), aci_cache::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct Builder {
+    core: ConfigBuilder,
+    near_max_entries: usize,
+    near_max_bytes: u64,
+    timeout: Duration,
+    miss_on_error: bool,
+    instance_id: Option<String>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+macro_rules! forward {
+    ($(#[$doc:meta])* $name:ident: duration) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: Duration) -> Self {
+            self.core = self.core.$name(core_duration(value));
+            self
+        }
+    };
+    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.core = self.core.$name(value);
+            self
+        }
+    };
+}
+
+fn core_duration(d: Duration) -> aci_core::Duration {
+    aci_core::Duration::from_nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+impl Builder {
+    /// The original's defaults, a near cache of 100,000 entries / 64 MiB, a 1 s timeout.
+    pub fn new() -> Self {
+        Builder {
+            core: ConfigBuilder::new(),
+            near_max_entries: DEFAULT_NEAR_ENTRIES,
+            near_max_bytes: DEFAULT_NEAR_BYTES,
+            timeout: DEFAULT_TIMEOUT,
+            miss_on_error: false,
+            instance_id: None,
+        }
+    }
+
+    forward!(
+        /// Writes/s above which the fleet goes eager (default 50).
+        high_threshold: f64
+    );
+    forward!(
+        /// Writes/s below which the fleet goes to ttl (default 10).
+        low_threshold: f64
+    );
+    forward!(
+        /// TTL of values written to Redis (default 10 s).
+        default_ttl: duration
+    );
+    forward!(
+        /// Lifetime of a near-cache entry (default: `default_ttl`).
+        local_ttl: duration
+    );
+    forward!(
+        /// Time between batched invalidations (default 2.5 s).
+        batch_interval: duration
+    );
+    forward!(
+        /// Time between controller decisions (default 3 s).
+        controller_interval: duration
+    );
+    forward!(
+        /// Window the write rate is measured over (default 5 s).
+        sliding_window: duration
+    );
+    forward!(
+        /// Least time a strategy is kept (default 0).
+        min_dwell: duration
+    );
+    forward!(
+        /// Fractional band around each threshold, in `[0, 1)` (default 0.2).
+        hysteresis: f64
+    );
+    forward!(
+        /// Re-announce an unchanged decision every tick (default true).
+        rebroadcast: bool
+    );
+    forward!(
+        /// Whether this instance decides for the fleet (default true, as the original).
+        is_controller: bool
+    );
+    forward!(
+        /// The role: [`Role::Controller`] or [`Role::Follower`].
+        role: Role
+    );
+    forward!(
+        /// Largest Pub/Sub payload sent or accepted (default 32 KiB).
+        max_message_bytes: usize
+    );
+    forward!(
+        /// Most keys in one invalidation (default 1000).
+        max_message_keys: usize
+    );
+    forward!(
+        /// Channel prefix (default `"aci"`).
+        channel_prefix: &str
+    );
+    forward!(
+        /// Namespace for keys and channels (default none).
+        namespace: &str
+    );
+
+    /// Most entries the near cache holds (default 100,000).
+    pub fn near_cache_max_entries(mut self, entries: usize) -> Self {
+        self.near_max_entries = entries;
+        self
+    }
+
+    /// Most bytes the near cache holds, keys and values and ~64 bytes of
+    /// bookkeeping per entry (default 64 MiB).
+    pub fn near_cache_max_bytes(mut self, bytes: u64) -> Self {
+        self.near_max_bytes = bytes;
+        self
+    }
+
+    /// How long any Redis operation may take before failing (default 1 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Turn a failed read into a miss (`Ok(None)`), counted in
+    /// `Stats::read_errors`, instead of an error. Off by default: an outage is
+    /// not silently a miss.
+    pub fn miss_on_error(mut self, on: bool) -> Self {
+        self.miss_on_error = on;
+        self
+    }
+
+    /// This instance's id, as sent in `source` (default: 12 random hex
+    /// digits, as the original).
+    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
+        self.instance_id = Some(id.into());
+        self
+    }
+
+    /// Validates everything and returns the settings.
+    pub fn settings(self) -> Result<Settings> {
+        let core = self.core.build()?;
+        if self.near_max_entries == 0 {
+            return Err(ConfigError::NotPositive {
+                field: "near_cache_max_entries",
+            }
+            .into());
+        }
+        if self.near_max_bytes == 0 {
+            return Err(ConfigError::NotPositive {
+                field: "near_cache_max_bytes",
+            }
+            .into());
+        }
+        if self.timeout.is_zero() {
+            return Err(ConfigError::NotPositive { field: "timeout" }.into());
+        }
+        let instance_id = self.instance_id.unwrap_or_else(random_instance_id);
+        // Checked the way the engine checks it.
+        aci_core::Engine::new(core.clone(), &instance_id)?;
+        Ok(Settings {
+            core,
+            near_max_entries: self.near_max_entries,
+            near_max_bytes: self.near_max_bytes,
+            timeout: self.timeout,
+            miss_on_error: self.miss_on_error,
+            instance_id,
+        })
+    }
+}
+
+/// 12 hex digits, like the original's `uuid4().hex[:12]`: random per process
+/// (std's randomly seeded hasher) and distinct per call.
+fn random_instance_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_twelve_hex_digits_and_distinct() {
+        let a = random_instance_id();
+        let b = random_instance_id();
+        assert_eq!(a.len(), 12);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn facade_limits_are_validated() {
+        let err = Builder::new()
+            .near_cache_max_entries(0)
+            .settings()
+            .unwrap_err();
+        assert!(err.to_string().contains("near_cache_max_entries"), "{err}");
+        let err = Builder::new()
+            .timeout(Duration::ZERO)
+            .settings()
+            .unwrap_err();
+        assert!(err.to_string().contains("timeout"), "{err}");
+        let err = Builder::new().instance_id("").settings().unwrap_err();
+        assert!(err.to_string().contains("instance_id"), "{err}");
+    }
+}

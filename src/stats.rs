@@ -1,0 +1,58 @@
+//! What a cache reports about itself.
+
+use aci_core::stats::RejectCounts;
+use aci_core::{Strategy, SwitchRecord};
+
+/// A snapshot of a cache's counters (the original's `stats`, and more).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Reads (`get` calls).
+    pub total_reads: u64,
+    /// Reads answered from the near cache.
+    pub cache_hits: u64,
+    /// Reads that went to Redis (or waited for a read of the same key already going).
+    pub cache_misses: u64,
+    /// Reads that failed (returned as errors, or as misses with `miss_on_error`).
+    pub read_errors: u64,
+    /// Writes (`set` calls that reached the engine).
+    pub total_writes: u64,
+    /// The strategy in force.
+    pub current_strategy: Strategy,
+    /// The latest write rate known (writes/s): measured by the controller, or
+    /// the one its latest decision carried.
+    pub write_rate: f64,
+    /// The latest switches, oldest first (the original's `strategy_switches`).
+    pub strategy_switches: Vec<SwitchRecord>,
+    /// Every switch ever made.
+    pub total_switches: u64,
+    /// Invalidation messages published.
+    pub invalidations_sent: u64,
+    /// Strategy decisions published.
+    pub decisions_sent: u64,
+    /// Messages accepted from other instances.
+    pub messages_received: u64,
+    /// Messages rejected, by reason.
+    pub rejected: RejectCounts,
+    /// Times the whole near cache was dropped.
+    pub full_drops: u64,
+    /// Times the subscription was lost.
+    pub subscription_losses: u64,
+    /// Whether the subscription is up (and the near cache in use).
+    pub subscribed: bool,
+    /// Entries in the near cache.
+    pub near_cache_entries: usize,
+    /// Bytes charged to the near cache.
+    pub near_cache_bytes: u64,
+}
+
+impl Stats {
+    /// Hits over reads, 0 when nothing was read.
+    pub fn hit_ratio(&self) -> f64 {
+        if self.total_reads == 0 {
+            0.0
+        } else {
+            self.cache_hits as f64 / self.total_reads as f64
+        }
+    }
+}

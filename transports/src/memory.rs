@@ -1,0 +1,224 @@
+//! An in-process transport: one shared map and Pub/Sub fan-out, no network.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::{Outgoing, Received, Subscription, Transport, TransportError};
+
+/// A shared in-memory "server": clones talk to the same data, so several
+/// caches in one process behave like a fleet on one Redis.
+///
+/// [`MemoryTransport::set_available`] plays a dead server: every call fails
+/// with [`TransportError::Unavailable`] and live subscriptions end.
+#[derive(Clone, Default)]
+pub struct MemoryTransport {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    values: Mutex<HashMap<String, (Bytes, Instant)>>,
+    subscribers: Mutex<Vec<Subscriber>>,
+    down: AtomicBool,
+    /// Bumped when the server goes down: subscriptions from before are dead.
+    incarnation: AtomicU64,
+    gets: AtomicU64,
+}
+
+struct Subscriber {
+    channels: Vec<String>,
+    tx: mpsc::Sender<Received>,
+}
+
+/// A subscription to a [`MemoryTransport`].
+pub struct MemorySubscription {
+    rx: mpsc::Receiver<Received>,
+    inner: Arc<Inner>,
+    incarnation: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The data stays consistent even if a holder panicked: every critical
+    // section is a single map operation.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl MemoryTransport {
+    /// An empty, available server.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Brings the server up (`true`) or down (`false`). Going down ends every
+    /// subscription; data survives, as with a restarted Redis that persists.
+    pub fn set_available(&self, available: bool) {
+        if !available {
+            self.inner.incarnation.fetch_add(1, Ordering::SeqCst);
+            lock(&self.inner.subscribers).clear();
+        }
+        self.inner.down.store(!available, Ordering::SeqCst);
+    }
+
+    /// `GET`s served so far (to check single-flight and near-cache hits).
+    pub fn gets(&self) -> u64 {
+        self.inner.gets.load(Ordering::SeqCst)
+    }
+
+    /// Number of live subscriptions.
+    pub fn subscriptions(&self) -> usize {
+        lock(&self.inner.subscribers).len()
+    }
+
+    fn check(&self) -> Result<(), TransportError> {
+        if self.inner.down.load(Ordering::SeqCst) {
+            Err(TransportError::Unavailable(
+                "memory transport is down".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Transport for MemoryTransport {
+    type Subscription = MemorySubscription;
+
+    fn get(&self, key: &str) -> Result<Option<Bytes>, TransportError> {
+        self.check()?;
+        self.inner.gets.fetch_add(1, Ordering::SeqCst);
+        let mut values = lock(&self.inner.values);
+        match values.get(key) {
+            Some((value, expires)) if *expires > Instant::now() => Ok(Some(value.clone())),
+            Some(_) => {
+                values.remove(key);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        then: &[Outgoing<'_>],
+    ) -> Result<(), TransportError> {
+        self.check()?;
+        let expires = Instant::now() + ttl;
+        lock(&self.inner.values).insert(key.to_owned(), (Bytes::copy_from_slice(value), expires));
+        self.publish(then)
+    }
+
+    fn delete(&self, key: &str, then: &[Outgoing<'_>]) -> Result<bool, TransportError> {
+        self.check()?;
+        let existed = lock(&self.inner.values)
+            .remove(key)
+            .is_some_and(|(_, expires)| expires > Instant::now());
+        self.publish(then)?;
+        Ok(existed)
+    }
+
+    fn publish(&self, messages: &[Outgoing<'_>]) -> Result<(), TransportError> {
+        self.check()?;
+        let mut subscribers = lock(&self.inner.subscribers);
+        for m in messages {
+            subscribers.retain(|s| {
+                if !s.channels.iter().any(|c| c == m.channel) {
+                    return true;
+                }
+                let received = Received {
+                    channel: m.channel.to_owned(),
+                    payload: Bytes::copy_from_slice(m.payload),
+                };
+                // A dropped receiver unsubscribes.
+                s.tx.send(received).is_ok()
+            });
+        }
+        Ok(())
+    }
+
+    fn subscribe(&self, channels: &[&str]) -> Result<MemorySubscription, TransportError> {
+        self.check()?;
+        let (tx, rx) = mpsc::channel();
+        let channels = channels.iter().map(|c| (*c).to_owned()).collect();
+        lock(&self.inner.subscribers).push(Subscriber { channels, tx });
+        Ok(MemorySubscription {
+            rx,
+            inner: Arc::clone(&self.inner),
+            incarnation: self.inner.incarnation.load(Ordering::SeqCst),
+        })
+    }
+
+    fn flush_db(&self) -> Result<(), TransportError> {
+        self.check()?;
+        lock(&self.inner.values).clear();
+        Ok(())
+    }
+}
+
+impl Subscription for MemorySubscription {
+    fn recv(&mut self, timeout: Duration) -> Result<Option<Received>, TransportError> {
+        if self.inner.incarnation.load(Ordering::SeqCst) != self.incarnation {
+            return Err(TransportError::SubscriptionClosed);
+        }
+        match self.rx.recv_timeout(timeout) {
+            Ok(message) => Ok(Some(message)),
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(TransportError::SubscriptionClosed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CH: &str = "aci:invalidation";
+
+    #[test]
+    fn values_expire() {
+        let t = MemoryTransport::new();
+        t.set("k", b"v", Duration::from_millis(20), &[]).unwrap();
+        assert_eq!(t.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(t.get("k").unwrap(), None);
+    }
+
+    #[test]
+    fn writes_publish_after_writing() {
+        let t = MemoryTransport::new();
+        let mut sub = t.subscribe(&[CH]).unwrap();
+        let msg = Outgoing {
+            channel: CH,
+            payload: b"x",
+        };
+        t.set("k", b"v", Duration::from_secs(5), &[msg]).unwrap();
+        assert!(t.delete("k", &[msg]).unwrap());
+        assert!(!t.delete("k", &[]).unwrap());
+        for _ in 0..2 {
+            let got = sub.recv(Duration::from_secs(1)).unwrap().unwrap();
+            assert_eq!((got.channel.as_str(), &got.payload[..]), (CH, &b"x"[..]));
+        }
+        assert_eq!(sub.recv(Duration::from_millis(1)).unwrap(), None);
+    }
+
+    #[test]
+    fn going_down_fails_calls_and_ends_subscriptions() {
+        let t = MemoryTransport::new();
+        let mut sub = t.subscribe(&[CH]).unwrap();
+        t.set_available(false);
+        assert!(t.get("k").unwrap_err().is_unavailable());
+        assert!(matches!(
+            sub.recv(Duration::ZERO),
+            Err(TransportError::SubscriptionClosed)
+        ));
+        t.set_available(true);
+        assert!(t.subscribe(&[CH]).is_ok());
+        assert_eq!(t.subscriptions(), 1);
+    }
+}

@@ -1,0 +1,185 @@
+//! The Redis transport, on the `redis` crate's blocking connections.
+
+mod subscription;
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::{Client, Connection, IntoConnectionInfo, RedisResult};
+
+pub use subscription::RedisSubscription;
+
+use crate::{Outgoing, Transport, TransportError};
+
+/// Idle connections kept for reuse.
+const MAX_IDLE: usize = 16;
+
+/// Redis through blocking connections: a small pool for commands, one
+/// dedicated connection (and reader thread) per subscription.
+///
+/// URLs are the `redis` crate's: `redis://[user:password@]host:port[/db]`,
+/// or `unix:///path`. Every operation, connecting included, fails after the
+/// timeout (default 1 s) instead of hanging on a dead server.
+///
+/// ```no_run
+/// use aci_transports::{RedisTransport, Transport};
+/// let redis = RedisTransport::open("redis://127.0.0.1:6379")?;
+/// redis.set("greeting", b"hello", std::time::Duration::from_secs(10), &[])?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct RedisTransport {
+    client: Client,
+    timeout: Duration,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for RedisTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTransport")
+            .field("server", &self.client.get_connection_info().addr())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisTransport {
+    /// A transport for the server at `url`. Nothing is connected yet.
+    pub fn open<T: IntoConnectionInfo>(url: T) -> Result<Self, TransportError> {
+        let client = Client::open(url).map_err(|e| TransportError::Backend(Box::new(e)))?;
+        Ok(Self::from_client(client))
+    }
+
+    /// A transport over an existing client.
+    pub fn from_client(client: Client) -> Self {
+        RedisTransport {
+            client,
+            timeout: Duration::from_secs(1),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Sets how long any operation may take before failing (default 1 s).
+    /// Zero is treated as 1 ms.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The operation timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The client this transport connects with.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn connect(&self) -> RedisResult<Connection> {
+        let conn = self.client.get_connection_with_timeout(self.timeout)?;
+        conn.set_read_timeout(Some(self.timeout))?;
+        conn.set_write_timeout(Some(self.timeout))?;
+        Ok(conn)
+    }
+
+    /// Runs `op` on a pooled connection. A connection that failed in any way
+    /// other than a server error reply is dropped, not reused.
+    fn with_connection<T>(
+        &self,
+        op: impl FnOnce(&mut Connection) -> RedisResult<T>,
+    ) -> Result<T, TransportError> {
+        let pooled = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => self
+                .connect()
+                .map_err(|e| TransportError::from_redis(e, self.timeout))?,
+        };
+        match op(&mut conn) {
+            Ok(value) => {
+                let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                if idle.len() < MAX_IDLE {
+                    idle.push(conn);
+                }
+                Ok(value)
+            }
+            Err(e) => {
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) {
+                    self.idle
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(conn);
+                }
+                Err(TransportError::from_redis(e, self.timeout))
+            }
+        }
+    }
+}
+
+fn add_publishes(pipe: &mut redis::Pipeline, messages: &[Outgoing<'_>]) {
+    for m in messages {
+        pipe.cmd("PUBLISH").arg(m.channel).arg(m.payload).ignore();
+    }
+}
+
+impl Transport for RedisTransport {
+    type Subscription = RedisSubscription;
+
+    fn get(&self, key: &str) -> Result<Option<Bytes>, TransportError> {
+        let value: Option<Vec<u8>> =
+            self.with_connection(|c| redis::cmd("GET").arg(key).query(c))?;
+        Ok(value.map(Bytes::from))
+    }
+
+    fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        then: &[Outgoing<'_>],
+    ) -> Result<(), TransportError> {
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("PX")
+            .arg(millis)
+            .ignore();
+        add_publishes(&mut pipe, then);
+        self.with_connection(|c| pipe.query::<()>(c))
+    }
+
+    fn delete(&self, key: &str, then: &[Outgoing<'_>]) -> Result<bool, TransportError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("DEL").arg(key);
+        add_publishes(&mut pipe, then);
+        let (removed,): (i64,) = self.with_connection(|c| pipe.query(c))?;
+        Ok(removed > 0)
+    }
+
+    fn publish(&self, messages: &[Outgoing<'_>]) -> Result<(), TransportError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        add_publishes(&mut pipe, messages);
+        self.with_connection(|c| pipe.query::<()>(c))
+    }
+
+    fn subscribe(&self, channels: &[&str]) -> Result<RedisSubscription, TransportError> {
+        let conn = self
+            .connect()
+            .map_err(|e| TransportError::from_redis(e, self.timeout))?;
+        RedisSubscription::start(conn, channels, self.timeout)
+    }
+
+    fn flush_db(&self) -> Result<(), TransportError> {
+        self.with_connection(|c| redis::cmd("FLUSHDB").query::<()>(c))
+    }
+}

@@ -1,0 +1,129 @@
+//! A Redis subscription: a dedicated connection read by its own thread.
+//!
+//! The `redis` crate's blocking `PubSub` borrows its connection, so it cannot
+//! be stored beside it; a reader thread owns both and forwards messages over a
+//! channel. Dropping the subscription stops the thread (within one poll
+//! interval), which unsubscribes and closes the connection.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::Connection;
+
+use crate::{Received, Subscription, TransportError};
+
+/// How often the reader thread checks whether it should stop.
+const POLL: Duration = Duration::from_millis(50);
+
+/// A live subscription on its own Redis connection.
+pub struct RedisSubscription {
+    rx: mpsc::Receiver<Result<Received, TransportError>>,
+    stop: Arc<AtomicBool>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for RedisSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSubscription").finish_non_exhaustive()
+    }
+}
+
+impl RedisSubscription {
+    /// Subscribes on `conn` and starts the reader. Returns once Redis has
+    /// confirmed the subscription, or with the error that prevented it.
+    pub(super) fn start(
+        conn: Connection,
+        channels: &[&str],
+        timeout: Duration,
+    ) -> Result<Self, TransportError> {
+        let channels: Vec<String> = channels.iter().map(|c| (*c).to_owned()).collect();
+        let (tx, rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("aci-redis-subscriber".into())
+                .spawn(move || read_loop(conn, &channels, timeout, &ready_tx, &tx, &stop))
+                .map_err(|e| TransportError::Backend(Box::new(e)))?
+        };
+        let mut subscription = RedisSubscription {
+            rx,
+            stop,
+            reader: Some(reader),
+        };
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(subscription),
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                subscription.shutdown();
+                Err(TransportError::SubscriptionClosed)
+            }
+        }
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+fn read_loop(
+    mut conn: Connection,
+    channels: &[String],
+    timeout: Duration,
+    ready: &mpsc::Sender<Result<(), TransportError>>,
+    tx: &mpsc::Sender<Result<Received, TransportError>>,
+    stop: &AtomicBool,
+) {
+    let mut pubsub = conn.as_pubsub();
+    if let Err(e) = pubsub.subscribe(channels) {
+        let _ = ready.send(Err(TransportError::from_redis(e, timeout)));
+        return;
+    }
+    if let Err(e) = pubsub.set_read_timeout(Some(POLL)) {
+        let _ = ready.send(Err(TransportError::from_redis(e, timeout)));
+        return;
+    }
+    let _ = ready.send(Ok(()));
+    while !stop.load(Ordering::SeqCst) {
+        match pubsub.get_message() {
+            Ok(msg) => {
+                let received = Received {
+                    channel: msg.get_channel_name().to_owned(),
+                    payload: Bytes::copy_from_slice(msg.get_payload_bytes()),
+                };
+                if tx.send(Ok(received)).is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.is_timeout() => {}
+            Err(e) => {
+                let _ = tx.send(Err(TransportError::from_redis(e, timeout)));
+                return;
+            }
+        }
+    }
+}
+
+impl Subscription for RedisSubscription {
+    fn recv(&mut self, timeout: Duration) -> Result<Option<Received>, TransportError> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(Ok(message)) => Ok(Some(message)),
+            Ok(Err(e)) => Err(e),
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(TransportError::SubscriptionClosed),
+        }
+    }
+}
+
+impl Drop for RedisSubscription {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,148 @@
+//! The [`Transport`] trait and the data it moves.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::TransportError;
+
+/// A message to publish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outgoing<'a> {
+    /// The channel name.
+    pub channel: &'a str,
+    /// The payload.
+    pub payload: &'a [u8],
+}
+
+/// A message received on a subscription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// The channel it arrived on.
+    pub channel: String,
+    /// The payload, as sent.
+    pub payload: Bytes,
+}
+
+/// A live subscription to some channels.
+pub trait Subscription: Send {
+    /// The next message, waiting at most `timeout`. `Ok(None)` when none came
+    /// in time. An error means the subscription is gone and messages may have
+    /// been missed: subscribe again.
+    fn recv(&mut self, timeout: Duration) -> Result<Option<Received>, TransportError>;
+}
+
+/// What aci-cache needs from a backend: values with TTLs and Pub/Sub.
+///
+/// Every method may block the calling thread for at most the transport's
+/// own timeout, then fails with [`TransportError::Timeout`] or
+/// [`TransportError::Unavailable`]. Writes that carry messages send them in
+/// the same round trip, after the write: a subscriber that reacts to the
+/// message by reading the key must see the new value.
+///
+/// # Implementing it
+///
+/// A complete, working implementation for a single process — a map behind a
+/// lock and one channel per subscriber — is short:
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::{mpsc, Mutex};
+/// use std::time::{Duration, Instant};
+///
+/// use aci_transports::{Outgoing, Received, Subscription, Transport, TransportError};
+/// use bytes::Bytes;
+///
+/// #[derive(Default)]
+/// struct Tiny {
+///     values: Mutex<HashMap<String, (Bytes, Instant)>>,
+///     subscribers: Mutex<Vec<(Vec<String>, mpsc::Sender<Received>)>>,
+/// }
+///
+/// struct TinySubscription(mpsc::Receiver<Received>);
+///
+/// impl Subscription for TinySubscription {
+///     fn recv(&mut self, timeout: Duration) -> Result<Option<Received>, TransportError> {
+///         match self.0.recv_timeout(timeout) {
+///             Ok(message) => Ok(Some(message)),
+///             Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+///             Err(mpsc::RecvTimeoutError::Disconnected) => Err(TransportError::SubscriptionClosed),
+///         }
+///     }
+/// }
+///
+/// impl Transport for Tiny {
+///     type Subscription = TinySubscription;
+///
+///     fn get(&self, key: &str) -> Result<Option<Bytes>, TransportError> {
+///         let values = self.values.lock().unwrap();
+///         Ok(values.get(key).filter(|(_, expires)| *expires > Instant::now()).map(|(v, _)| v.clone()))
+///     }
+///     fn set(&self, key: &str, value: &[u8], ttl: Duration, then: &[Outgoing<'_>]) -> Result<(), TransportError> {
+///         let expires = Instant::now() + ttl;
+///         self.values.lock().unwrap().insert(key.to_owned(), (Bytes::copy_from_slice(value), expires));
+///         self.publish(then)
+///     }
+///     fn delete(&self, key: &str, then: &[Outgoing<'_>]) -> Result<bool, TransportError> {
+///         let existed = self.values.lock().unwrap().remove(key).is_some();
+///         self.publish(then)?;
+///         Ok(existed)
+///     }
+///     fn publish(&self, messages: &[Outgoing<'_>]) -> Result<(), TransportError> {
+///         let mut subscribers = self.subscribers.lock().unwrap();
+///         for m in messages {
+///             subscribers.retain(|(channels, tx)| {
+///                 !channels.iter().any(|c| c == m.channel)
+///                     || tx.send(Received { channel: m.channel.into(), payload: Bytes::copy_from_slice(m.payload) }).is_ok()
+///             });
+///         }
+///         Ok(())
+///     }
+///     fn subscribe(&self, channels: &[&str]) -> Result<TinySubscription, TransportError> {
+///         let (tx, rx) = mpsc::channel();
+///         let channels = channels.iter().map(|c| c.to_string()).collect();
+///         self.subscribers.lock().unwrap().push((channels, tx));
+///         Ok(TinySubscription(rx))
+///     }
+///     fn flush_db(&self) -> Result<(), TransportError> {
+///         self.values.lock().unwrap().clear();
+///         Ok(())
+///     }
+/// }
+///
+/// let t = Tiny::default();
+/// let mut sub = t.subscribe(&["aci:invalidation"])?;
+/// t.set("k", b"v", Duration::from_secs(10), &[Outgoing { channel: "aci:invalidation", payload: b"{}" }])?;
+/// assert_eq!(t.get("k")?.as_deref(), Some(&b"v"[..]));
+/// assert_eq!(sub.recv(Duration::from_secs(1))?.unwrap().channel, "aci:invalidation");
+/// # Ok::<(), TransportError>(())
+/// ```
+pub trait Transport: Send + Sync + 'static {
+    /// A subscription made by [`Transport::subscribe`].
+    type Subscription: Subscription + 'static;
+
+    /// Reads `key`; `None` when absent or expired.
+    fn get(&self, key: &str) -> Result<Option<Bytes>, TransportError>;
+
+    /// Writes `key` with a time to live, then publishes `then`, in one round trip.
+    fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        then: &[Outgoing<'_>],
+    ) -> Result<(), TransportError>;
+
+    /// Deletes `key`, then publishes `then`, in one round trip. Whether it existed.
+    fn delete(&self, key: &str, then: &[Outgoing<'_>]) -> Result<bool, TransportError>;
+
+    /// Publishes messages, in order.
+    fn publish(&self, messages: &[Outgoing<'_>]) -> Result<(), TransportError>;
+
+    /// Subscribes to `channels`. Messages published after this returns are received.
+    fn subscribe(&self, channels: &[&str]) -> Result<Self::Subscription, TransportError>;
+
+    /// Deletes every key of the current database (the original's `flush`, a
+    /// development helper).
+    fn flush_db(&self) -> Result<(), TransportError>;
+}

@@ -7,6 +7,7 @@
 //!
 //! - [`AdaptiveCache`]: the blocking cache (a background thread subscribes
 //!   and runs the engine's timers).
+//! - `AsyncAdaptiveCache` (feature `tokio`): the same on tokio tasks.
 //! - [`Instance`](instance::Instance): the per-instance logic every driver
 //!   shares, sans-IO.
 //! - [`aci_core`] is re-exported whole: the engine, its configuration, the wire
@@ -14,6 +15,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod blocking;
 mod clock;
 mod error;
@@ -28,6 +31,8 @@ pub use aci_core::{
     RejectReason, Role, Strategy, SwitchCause, SwitchRecord,
 };
 pub use aci_transports as transports;
+#[cfg(feature = "tokio")]
+pub use asynchronous::AsyncAdaptiveCache;
 pub use blocking::AdaptiveCache;
 pub use error::{Error, Result};
 pub use settings::{Builder, Settings, DEFAULT_NEAR_BYTES, DEFAULT_NEAR_ENTRIES, DEFAULT_TIMEOUT};

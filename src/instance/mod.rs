@@ -106,6 +106,26 @@ impl Wait {
     }
 }
 
+#[cfg(feature = "tokio")]
+impl Wait {
+    /// Waits, asynchronously, for the leader's read, at most `timeout`.
+    pub async fn wait_async(self, timeout: Duration) -> Result<Option<Bytes>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(outcome) = self.flight.outcome() {
+                return outcome.map_err(Error::SharedRead);
+            }
+            let listener = self.flight.listen();
+            if let Some(outcome) = self.flight.outcome() {
+                return outcome.map_err(Error::SharedRead);
+            }
+            if tokio::time::timeout_at(deadline, listener).await.is_err() {
+                return Err(Error::ReadWaitTimeout);
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct Counters {
     reads: AtomicU64,

@@ -10,18 +10,29 @@
 //! - [`MemoryTransport`]: one process, no network; for tests and examples. It
 //!   can be switched off to play a dead server.
 //!
+//! With feature `tokio`, [`AsyncTransport`] is the same seam for async code,
+//! implemented by `RedisAsyncTransport` and by [`MemoryTransport`].
+//!
 //! The trait lives here rather than in `aci-core` because every method does
 //! I/O and returns owned buffers: it needs `std`, and core stays `no_std`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod error;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 mod transport;
 
+#[cfg(feature = "tokio")]
+pub use asynchronous::{AsyncSubscription, AsyncTransport};
+#[cfg(all(feature = "tokio", feature = "redis"))]
+pub use asynchronous::{RedisAsyncSubscription, RedisAsyncTransport};
 pub use error::TransportError;
+#[cfg(feature = "tokio")]
+pub use memory::MemoryAsyncSubscription;
 pub use memory::{MemorySubscription, MemoryTransport};
 #[cfg(feature = "redis")]
 pub use redis::{RedisSubscription, RedisTransport};

@@ -31,7 +31,25 @@ struct Inner {
 
 struct Subscriber {
     channels: Vec<String>,
-    tx: mpsc::Sender<Received>,
+    tx: Tx,
+}
+
+/// Where a subscriber's messages go: a blocking or an async receiver.
+enum Tx {
+    Blocking(mpsc::Sender<Received>),
+    #[cfg(feature = "tokio")]
+    Async(tokio::sync::mpsc::UnboundedSender<Received>),
+}
+
+impl Tx {
+    /// Delivers; `false` when the receiver is gone.
+    fn send(&self, message: Received) -> bool {
+        match self {
+            Tx::Blocking(tx) => tx.send(message).is_ok(),
+            #[cfg(feature = "tokio")]
+            Tx::Async(tx) => tx.send(message).is_ok(),
+        }
+    }
 }
 
 /// A subscription to a [`MemoryTransport`].
@@ -136,7 +154,7 @@ impl Transport for MemoryTransport {
                     payload: Bytes::copy_from_slice(m.payload),
                 };
                 // A dropped receiver unsubscribes.
-                s.tx.send(received).is_ok()
+                s.tx.send(received)
             });
         }
         Ok(())
@@ -146,7 +164,10 @@ impl Transport for MemoryTransport {
         self.check()?;
         let (tx, rx) = mpsc::channel();
         let channels = channels.iter().map(|c| (*c).to_owned()).collect();
-        lock(&self.inner.subscribers).push(Subscriber { channels, tx });
+        lock(&self.inner.subscribers).push(Subscriber {
+            channels,
+            tx: Tx::Blocking(tx),
+        });
         Ok(MemorySubscription {
             rx,
             inner: Arc::clone(&self.inner),
@@ -160,6 +181,74 @@ impl Transport for MemoryTransport {
         Ok(())
     }
 }
+
+#[cfg(feature = "tokio")]
+mod asynchronous {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::{lock, MemoryTransport, Subscriber, Tx};
+    use crate::{AsyncSubscription, AsyncTransport, Outgoing, Received, Transport, TransportError};
+
+    /// An async subscription to a [`MemoryTransport`].
+    pub struct MemoryAsyncSubscription {
+        rx: tokio::sync::mpsc::UnboundedReceiver<Received>,
+    }
+
+    impl AsyncSubscription for MemoryAsyncSubscription {
+        async fn recv(&mut self) -> Result<Received, TransportError> {
+            self.rx
+                .recv()
+                .await
+                .ok_or(TransportError::SubscriptionClosed)
+        }
+    }
+
+    /// The same shared data as the blocking side: a blocking and an async
+    /// cache on one `MemoryTransport` form one fleet.
+    impl AsyncTransport for MemoryTransport {
+        type Subscription = MemoryAsyncSubscription;
+
+        async fn get(&self, key: &str) -> Result<Option<Bytes>, TransportError> {
+            Transport::get(self, key)
+        }
+        async fn set(
+            &self,
+            key: &str,
+            value: &[u8],
+            ttl: Duration,
+            then: &[Outgoing<'_>],
+        ) -> Result<(), TransportError> {
+            Transport::set(self, key, value, ttl, then)
+        }
+        async fn delete(&self, key: &str, then: &[Outgoing<'_>]) -> Result<bool, TransportError> {
+            Transport::delete(self, key, then)
+        }
+        async fn publish(&self, messages: &[Outgoing<'_>]) -> Result<(), TransportError> {
+            Transport::publish(self, messages)
+        }
+        async fn subscribe(
+            &self,
+            channels: &[&str],
+        ) -> Result<MemoryAsyncSubscription, TransportError> {
+            self.check()?;
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let channels = channels.iter().map(|c| (*c).to_owned()).collect();
+            lock(&self.inner.subscribers).push(Subscriber {
+                channels,
+                tx: Tx::Async(tx),
+            });
+            Ok(MemoryAsyncSubscription { rx })
+        }
+        async fn flush_db(&self) -> Result<(), TransportError> {
+            Transport::flush_db(self)
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+pub use asynchronous::MemoryAsyncSubscription;
 
 impl Subscription for MemorySubscription {
     fn recv(&mut self, timeout: Duration) -> Result<Option<Received>, TransportError> {

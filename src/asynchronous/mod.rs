@@ -1,0 +1,293 @@
+//! The async cache, on tokio: the caller's task does the reads and writes,
+//! one background task keeps the subscription and runs the engine's timers.
+
+mod worker;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use aci_core::Strategy;
+use aci_transports::AsyncTransport;
+use bytes::Bytes;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Result};
+use crate::instance::{Instance, Lookup};
+use crate::settings::{Builder, Settings};
+use crate::stats::Stats;
+
+/// [`AdaptiveCache`](crate::AdaptiveCache) for async code: the same near
+/// cache, engine and guarantees, driven by tokio tasks.
+///
+/// Call [`AsyncAdaptiveCache::stop`] for a clean shutdown (the last batch is
+/// flushed and the task joined). Dropping the cache without it tells the task
+/// to stop; it flushes and closes the subscription on its own, unjoined.
+///
+/// ```no_run
+/// # async fn demo() -> aci_cache::Result<()> {
+/// use aci_cache::AsyncAdaptiveCache;
+/// let cache = AsyncAdaptiveCache::builder()
+///     .namespace("user-service")
+///     .connect_async("redis://127.0.0.1:6379")
+///     .await?;
+/// cache.set("user:42", "Alice").await?;
+/// assert_eq!(cache.get_string("user:42").await?.as_deref(), Some("Alice"));
+/// cache.stop().await;
+/// # Ok(())
+/// # }
+/// ```
+pub struct AsyncAdaptiveCache<T: AsyncTransport> {
+    shared: Arc<Shared<T>>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+pub(crate) struct Shared<T> {
+    pub(crate) instance: Instance,
+    pub(crate) transport: T,
+    pub(crate) stop: watch::Sender<bool>,
+}
+
+#[cfg(feature = "redis")]
+impl AsyncAdaptiveCache<aci_transports::RedisAsyncTransport> {
+    /// A builder with the original's defaults.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// Builds and starts an async cache on the Redis at `url`.
+    #[cfg(feature = "redis")]
+    pub async fn connect_async(
+        self,
+        url: &str,
+    ) -> Result<AsyncAdaptiveCache<aci_transports::RedisAsyncTransport>> {
+        let settings = self.settings()?;
+        let transport =
+            aci_transports::RedisAsyncTransport::open(url)?.with_timeout(settings.timeout);
+        AsyncAdaptiveCache::start_with(transport, settings).await
+    }
+
+    /// Builds and starts an async cache on any [`AsyncTransport`].
+    pub async fn transport_async<T: AsyncTransport>(
+        self,
+        transport: T,
+    ) -> Result<AsyncAdaptiveCache<T>> {
+        AsyncAdaptiveCache::start_with(transport, self.settings()?).await
+    }
+}
+
+impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
+    /// A started cache on `transport`; waits (at most the timeout) for the subscription.
+    pub async fn start_with(transport: T, settings: Settings) -> Result<Self> {
+        let (stop, _) = watch::channel(false);
+        let cache = AsyncAdaptiveCache {
+            shared: Arc::new(Shared {
+                instance: Instance::new(settings)?,
+                transport,
+                stop,
+            }),
+            worker: Mutex::new(None),
+        };
+        cache.start().await;
+        Ok(cache)
+    }
+
+    /// Starts the background task if it is not running.
+    pub async fn start(&self) {
+        {
+            let mut worker = self.worker.lock().unwrap_or_else(PoisonError::into_inner);
+            if worker.is_some() {
+                return;
+            }
+            self.shared.stop.send_replace(false);
+            self.shared.instance.start();
+            *worker = Some(tokio::spawn(worker::run(Arc::clone(&self.shared))));
+        }
+        let timeout = self.shared.instance.settings().timeout;
+        let subscribed = tokio::time::timeout(timeout, async {
+            while !self.is_subscribed() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        if subscribed.is_err() {
+            tracing::warn!(
+                "not subscribed yet; the near cache stays off until the subscription is up"
+            );
+        }
+    }
+
+    /// Stops: flushes the batch buffer, joins the task, closes the subscription.
+    pub async fn stop(&self) {
+        let handle = self
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            self.shared.stop.send_replace(true);
+            let _ = handle.await;
+        }
+    }
+
+    /// The value of `key`, from the near cache or from Redis.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        let instance = &self.shared.instance;
+        let stored = instance.settings().stored_key(key);
+        let result = match instance.lookup(&stored) {
+            Lookup::Hit(value) => return Ok(Some(value)),
+            Lookup::Fill(fill) => {
+                let read = self.shared.transport.get(fill.key()).await;
+                instance.finish_fill(fill, read)
+            }
+            Lookup::Wait(wait) => wait.wait_async(instance.settings().timeout).await,
+        };
+        match result {
+            Err(e) if instance.settings().miss_on_error => {
+                instance.count_read_error();
+                tracing::warn!(key, error = %e, "read failed; answering a miss (miss_on_error)");
+                Ok(None)
+            }
+            Err(e) => {
+                instance.count_read_error();
+                Err(e)
+            }
+            ok => ok,
+        }
+    }
+
+    /// The value of `key` as UTF-8 text.
+    pub async fn get_string(&self, key: &str) -> Result<Option<String>> {
+        match self.get(key).await? {
+            None => Ok(None),
+            Some(bytes) => {
+                String::from_utf8(bytes.to_vec())
+                    .map(Some)
+                    .map_err(|e| Error::NotUtf8 {
+                        key: key.to_owned(),
+                        source: e.utf8_error(),
+                    })
+            }
+        }
+    }
+
+    /// Writes `value` with the default TTL.
+    pub async fn set(&self, key: &str, value: impl AsRef<[u8]>) -> Result<()> {
+        let ttl = self.shared.instance.settings().core.default_ttl();
+        self.set_with_ttl(key, value, Duration::from_nanos(ttl.as_nanos()))
+            .await
+    }
+
+    /// Writes `value` with a TTL of its own.
+    pub async fn set_with_ttl(
+        &self,
+        key: &str,
+        value: impl AsRef<[u8]>,
+        ttl: Duration,
+    ) -> Result<()> {
+        let instance = &self.shared.instance;
+        let value = value.as_ref();
+        let stored = instance.settings().stored_key(key);
+        let outbound = instance.prepare_write(key)?;
+        let written = self
+            .shared
+            .transport
+            .set(&stored, value, ttl, &outbound.as_outgoing())
+            .await;
+        match written {
+            Ok(()) => {
+                instance.commit_write(&stored, Bytes::copy_from_slice(value));
+                Ok(())
+            }
+            Err(e) => {
+                instance.abort_write(&stored);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Deletes `key` and tells the fleet at once. Whether it existed.
+    pub async fn delete(&self, key: &str) -> Result<bool> {
+        let instance = &self.shared.instance;
+        let stored = instance.settings().stored_key(key);
+        let outbound = instance.prepare_delete(key)?;
+        match self
+            .shared
+            .transport
+            .delete(&stored, &outbound.as_outgoing())
+            .await
+        {
+            Ok(existed) => {
+                instance.commit_delete(&stored);
+                Ok(existed)
+            }
+            Err(e) => {
+                instance.abort_write(&stored);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Deletes every key of the Redis database (`FLUSHDB`), as the original's `flush`.
+    pub async fn flush(&self) -> Result<()> {
+        self.shared.transport.flush_db().await?;
+        self.shared.instance.commit_flush();
+        Ok(())
+    }
+
+    /// The strategy in force.
+    pub fn strategy(&self) -> Strategy {
+        self.shared.instance.strategy()
+    }
+
+    /// Pins the strategy (`Some`) or lets the controller decide (`None`).
+    pub async fn force_strategy(&self, strategy: Option<Strategy>) -> Result<()> {
+        let outbound = self.shared.instance.force_strategy(strategy);
+        if !outbound.is_empty() {
+            self.shared
+                .transport
+                .publish(&outbound.as_outgoing())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.instance.stats()
+    }
+
+    /// Calls `callback(from, to)` on every strategy switch.
+    pub fn on_switch(&self, callback: impl Fn(Strategy, Strategy) + Send + Sync + 'static) {
+        self.shared.instance.on_switch(Arc::new(callback));
+    }
+
+    /// This instance's id, as sent in `source`.
+    pub fn instance_id(&self) -> &str {
+        self.shared.instance.settings().instance_id()
+    }
+
+    /// Whether the subscription is up (and the near cache in use).
+    pub fn is_subscribed(&self) -> bool {
+        self.shared.instance.is_subscribed()
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.shared.transport
+    }
+
+    /// The instance logic, for diagnostics.
+    pub fn instance(&self) -> &Instance {
+        &self.shared.instance
+    }
+}
+
+impl<T: AsyncTransport> Drop for AsyncAdaptiveCache<T> {
+    fn drop(&mut self) {
+        // The task sees this, flushes, publishes and closes on its own.
+        self.shared.stop.send_replace(true);
+    }
+}

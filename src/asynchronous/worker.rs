@@ -1,0 +1,77 @@
+//! The background task: subscription, incoming messages, engine timers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aci_transports::{AsyncSubscription, AsyncTransport};
+
+use super::Shared;
+use crate::instance::Outbound;
+
+const BACKOFF_START: Duration = Duration::from_millis(50);
+const BACKOFF_CAP: Duration = Duration::from_millis(500);
+/// How long to sleep when no timer is armed.
+const IDLE: Duration = Duration::from_secs(3600);
+
+pub(super) async fn run<T: AsyncTransport>(shared: Arc<Shared<T>>) {
+    let instance = &shared.instance;
+    let config = instance.settings().core.clone();
+    let channels = [config.invalidation_channel(), config.strategy_channel()];
+    let mut stop = shared.stop.subscribe();
+    let mut subscription: Option<T::Subscription> = None;
+    let mut backoff = BACKOFF_START;
+
+    while !*stop.borrow_and_update() {
+        if subscription.is_none() {
+            match shared.transport.subscribe(&channels).await {
+                Ok(s) => {
+                    subscription = Some(s);
+                    backoff = BACKOFF_START;
+                    instance.subscribed();
+                }
+                Err(e) => {
+                    instance.subscription_lost();
+                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot subscribe");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_CAP);
+                    continue;
+                }
+            }
+        }
+        let deadline = instance
+            .next_deadline()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + IDLE);
+        let Some(sub) = subscription.as_mut() else {
+            continue;
+        };
+        tokio::select! {
+            received = sub.recv() => match received {
+                Ok(message) => publish(&shared, instance.handle_message(&message.channel, &message.payload)).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "subscription lost; dropping the near cache");
+                    subscription = None;
+                    instance.subscription_lost();
+                }
+            },
+            _ = tokio::time::sleep_until(deadline) => publish(&shared, instance.handle_timeout()).await,
+            _ = stop.changed() => {}
+        }
+    }
+
+    publish(&shared, instance.stop()).await;
+    drop(subscription);
+    instance.subscription_lost();
+}
+
+async fn publish<T: AsyncTransport>(shared: &Shared<T>, outbound: Outbound) {
+    if outbound.is_empty() {
+        return;
+    }
+    if let Err(e) = shared.transport.publish(&outbound.as_outgoing()).await {
+        tracing::warn!(error = %e, "could not publish");
+    }
+}

@@ -1,0 +1,176 @@
+//! The async cache on a real redis-server, beside blocking instances.
+#![cfg(feature = "tokio")]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use aci_cache::transports::{MemoryTransport, RedisAsyncTransport, Transport};
+use aci_cache::{AsyncAdaptiveCache, Builder, Strategy};
+use support::{raw, shared_url, unique_namespace, RedisServer};
+
+type Cache = AsyncAdaptiveCache<RedisAsyncTransport>;
+
+async fn pinned(url: &str, ns: &str, strategy: Strategy) -> Cache {
+    let cache = Builder::new()
+        .namespace(ns)
+        .is_controller(false)
+        .batch_interval(Duration::from_millis(200))
+        .timeout(Duration::from_millis(300))
+        .connect_async(url)
+        .await
+        .unwrap();
+    assert!(cache.is_subscribed());
+    cache.force_strategy(Some(strategy)).await.unwrap();
+    cache
+}
+
+async fn eventually(within: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_and_blocking_instances_form_one_fleet() {
+    let url = shared_url();
+    let ns = unique_namespace("async-eager");
+    let a = pinned(&url, &ns, Strategy::Eager).await;
+    let b = pinned(&url, &ns, Strategy::Eager).await;
+    let blocking = {
+        let (url, ns) = (url.clone(), ns.clone());
+        tokio::task::spawn_blocking(move || {
+            let c = Builder::new()
+                .namespace(&ns)
+                .is_controller(false)
+                .connect(&url)
+                .unwrap();
+            c.force_strategy(Some(Strategy::Eager)).unwrap();
+            c
+        })
+        .await
+        .unwrap()
+    };
+    a.set("k", "1").await.unwrap();
+    assert_eq!(b.get_string("k").await.unwrap().as_deref(), Some("1"));
+    for round in 2..20 {
+        let value = round.to_string();
+        a.set("k", &value).await.unwrap();
+        assert!(
+            eventually(Duration::from_millis(50), async || b
+                .get_string("k")
+                .await
+                .unwrap()
+                .as_deref()
+                == Some(value.as_str()))
+            .await,
+            "round {round}: async follower stale after 50 ms"
+        );
+    }
+    // A blocking instance's write reaches the async one too.
+    tokio::task::block_in_place(|| blocking.set("k", "from-blocking").unwrap());
+    assert!(
+        eventually(Duration::from_millis(50), async || b
+            .get_string("k")
+            .await
+            .unwrap()
+            .as_deref()
+            == Some("from-blocking"))
+        .await
+    );
+
+    // Batched, then all 500 keys present in Redis.
+    a.force_strategy(Some(Strategy::Batched)).await.unwrap();
+    for i in 0..500 {
+        a.set(&format!("item:{i}"), format!("v{i}")).await.unwrap();
+    }
+    a.stop().await;
+    let mut conn = raw(&url);
+    for i in 0..500 {
+        let v: Option<String> = redis::cmd("GET")
+            .arg(format!("aci:{ns}:item:{i}"))
+            .query(&mut conn)
+            .unwrap();
+        assert_eq!(v, Some(format!("v{i}")));
+    }
+    tokio::task::block_in_place(move || drop(blocking));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_cache_survives_a_redis_restart() {
+    if !support::can_kill_servers() {
+        return;
+    }
+    let mut server = RedisServer::start();
+    let url = server.url();
+    let a = pinned(&url, "restart", Strategy::Eager).await;
+    let b = pinned(&url, "restart", Strategy::Eager).await;
+    a.set("k", "before").await.unwrap();
+    assert_eq!(b.get_string("k").await.unwrap().as_deref(), Some("before"));
+
+    tokio::task::block_in_place(|| server.kill());
+    let asked = Instant::now();
+    assert!(a.set("k", "during").await.unwrap_err().is_unavailable());
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert!(eventually(Duration::from_secs(1), async || !b.is_subscribed()).await);
+    assert!(b.get("k").await.unwrap_err().is_unavailable());
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::task::block_in_place(|| server.restart());
+    assert!(
+        eventually(Duration::from_secs(1), async || a.is_subscribed()
+            && b.is_subscribed())
+        .await,
+        "resubscribed within 1 s of the server's return"
+    );
+    a.set("k", "after").await.unwrap();
+    assert_eq!(b.get_string("k").await.unwrap().as_deref(), Some("after"));
+    a.set("k", "after-2").await.unwrap();
+    assert!(
+        eventually(Duration::from_millis(100), async || b
+            .get_string("k")
+            .await
+            .unwrap()
+            .as_deref()
+            == Some("after-2"))
+        .await
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_async_misses_share_one_read() {
+    let memory = MemoryTransport::new();
+    memory
+        .set("hot", b"v", Duration::from_secs(60), &[])
+        .unwrap();
+    let cache = std::sync::Arc::new(
+        Builder::new()
+            .is_controller(false)
+            .transport_async(memory.clone())
+            .await
+            .unwrap(),
+    );
+    let before = memory.gets();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let cache = std::sync::Arc::clone(&cache);
+            tokio::spawn(async move { cache.get("hot").await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().as_deref(), Some(&b"v"[..]));
+    }
+    // The in-memory read is instant, so later tasks may hit the cache; never more than one read.
+    assert_eq!(memory.gets() - before, 1);
+}

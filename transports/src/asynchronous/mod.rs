@@ -1,0 +1,62 @@
+//! The async seam, for tokio: [`AsyncTransport`] mirrors [`Transport`](crate::Transport).
+
+#[cfg(feature = "redis")]
+mod redis;
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisAsyncSubscription, RedisAsyncTransport};
+use crate::{Outgoing, Received, TransportError};
+
+/// A live subscription, read asynchronously.
+pub trait AsyncSubscription: Send {
+    /// The next message. Cancel-safe: dropping the future loses nothing. An
+    /// error means the subscription is gone; subscribe again.
+    fn recv(&mut self) -> impl Future<Output = Result<Received, TransportError>> + Send;
+}
+
+/// [`Transport`](crate::Transport) for async code: the same operations, the
+/// same promises (bounded by the transport's timeout; messages sent with a
+/// write go in the same round trip, after it).
+pub trait AsyncTransport: Send + Sync + 'static {
+    /// A subscription made by [`AsyncTransport::subscribe`].
+    type Subscription: AsyncSubscription + 'static;
+
+    /// Reads `key`; `None` when absent or expired.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, TransportError>> + Send;
+
+    /// Writes `key` with a time to live, then publishes `then`, in one round trip.
+    fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        then: &[Outgoing<'_>],
+    ) -> impl Future<Output = Result<(), TransportError>> + Send;
+
+    /// Deletes `key`, then publishes `then`, in one round trip. Whether it existed.
+    fn delete(
+        &self,
+        key: &str,
+        then: &[Outgoing<'_>],
+    ) -> impl Future<Output = Result<bool, TransportError>> + Send;
+
+    /// Publishes messages, in order.
+    fn publish(
+        &self,
+        messages: &[Outgoing<'_>],
+    ) -> impl Future<Output = Result<(), TransportError>> + Send;
+
+    /// Subscribes to `channels`; messages published after this resolves are received.
+    fn subscribe(
+        &self,
+        channels: &[&str],
+    ) -> impl Future<Output = Result<Self::Subscription, TransportError>> + Send;
+
+    /// Deletes every key of the current database.
+    fn flush_db(&self) -> impl Future<Output = Result<(), TransportError>> + Send;
+}

@@ -1,0 +1,206 @@
+//! Redis for tokio: one multiplexed connection shared by every call, and a
+//! dedicated Pub/Sub connection per subscription.
+
+use std::future::Future;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use redis::aio::{MultiplexedConnection, PubSubStream};
+use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisResult};
+
+use super::{AsyncSubscription, AsyncTransport};
+use crate::{Outgoing, Received, TransportError};
+
+/// Redis through one multiplexed async connection (cloned per call, rebuilt
+/// after a failure). Every operation fails after the timeout (default 1 s).
+pub struct RedisAsyncTransport {
+    client: Client,
+    timeout: Duration,
+    shared: Mutex<Option<MultiplexedConnection>>,
+}
+
+impl std::fmt::Debug for RedisAsyncTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisAsyncTransport")
+            .field("server", &self.client.get_connection_info().addr())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisAsyncTransport {
+    /// A transport for the server at `url`. Nothing is connected yet.
+    pub fn open<T: IntoConnectionInfo>(url: T) -> Result<Self, TransportError> {
+        let client = Client::open(url).map_err(|e| TransportError::Backend(Box::new(e)))?;
+        Ok(Self::from_client(client))
+    }
+
+    /// A transport over an existing client.
+    pub fn from_client(client: Client) -> Self {
+        RedisAsyncTransport {
+            client,
+            timeout: Duration::from_secs(1),
+            shared: Mutex::new(None),
+        }
+    }
+
+    /// Sets how long any operation may take (default 1 s; zero means 1 ms).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    async fn connection(&self) -> Result<MultiplexedConnection, TransportError> {
+        let existing = self
+            .shared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(conn) = existing {
+            return Ok(conn);
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
+        let conn = self
+            .within(
+                self.client
+                    .get_multiplexed_async_connection_with_config(&config),
+            )
+            .await?;
+        *self.shared.lock().unwrap_or_else(PoisonError::into_inner) = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Runs `op` on the shared connection, bounded by the timeout; a failure
+    /// other than an error reply retires the connection.
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, TransportError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let conn = self.connection().await?;
+        let result = self.within(op(conn)).await;
+        if let Err(e) = &result {
+            if e.is_unavailable() {
+                *self.shared.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            }
+        }
+        result
+    }
+
+    async fn within<T>(
+        &self,
+        fut: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, TransportError> {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(result) => result.map_err(|e| TransportError::from_redis(e, self.timeout)),
+            Err(_) => Err(TransportError::Timeout(self.timeout)),
+        }
+    }
+}
+
+fn pipeline_with(first: Option<redis::Cmd>, messages: &[Outgoing<'_>]) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    if let Some(cmd) = first {
+        pipe.add_command(cmd);
+    }
+    for m in messages {
+        pipe.cmd("PUBLISH").arg(m.channel).arg(m.payload).ignore();
+    }
+    pipe
+}
+
+impl AsyncTransport for RedisAsyncTransport {
+    type Subscription = RedisAsyncSubscription;
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, TransportError> {
+        let cmd = redis::cmd("GET").arg(key).clone();
+        let value: Option<Vec<u8>> = self
+            .run(|mut c| async move { cmd.query_async(&mut c).await })
+            .await?;
+        Ok(value.map(Bytes::from))
+    }
+
+    async fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        then: &[Outgoing<'_>],
+    ) -> Result<(), TransportError> {
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("PX")
+            .arg(millis)
+            .ignore();
+        for m in then {
+            pipe.cmd("PUBLISH").arg(m.channel).arg(m.payload).ignore();
+        }
+        self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await })
+            .await
+    }
+
+    async fn delete(&self, key: &str, then: &[Outgoing<'_>]) -> Result<bool, TransportError> {
+        let mut del = redis::cmd("DEL");
+        del.arg(key);
+        let pipe = pipeline_with(Some(del), then);
+        let (removed,): (i64,) = self
+            .run(|mut c| async move { pipe.query_async(&mut c).await })
+            .await?;
+        Ok(removed > 0)
+    }
+
+    async fn publish(&self, messages: &[Outgoing<'_>]) -> Result<(), TransportError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let pipe = pipeline_with(None, messages);
+        self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await })
+            .await
+    }
+
+    async fn subscribe(&self, channels: &[&str]) -> Result<RedisAsyncSubscription, TransportError> {
+        let mut pubsub = self.within(self.client.get_async_pubsub()).await?;
+        let channels: Vec<String> = channels.iter().map(|c| (*c).to_owned()).collect();
+        self.within(pubsub.subscribe(channels)).await?;
+        Ok(RedisAsyncSubscription {
+            stream: pubsub.into_on_message(),
+        })
+    }
+
+    async fn flush_db(&self) -> Result<(), TransportError> {
+        let cmd = redis::cmd("FLUSHDB");
+        self.run(|mut c| async move { cmd.query_async::<()>(&mut c).await })
+            .await
+    }
+}
+
+/// A subscription on its own async Redis connection; dropping it closes the connection.
+pub struct RedisAsyncSubscription {
+    stream: PubSubStream,
+}
+
+impl std::fmt::Debug for RedisAsyncSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisAsyncSubscription")
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncSubscription for RedisAsyncSubscription {
+    async fn recv(&mut self) -> Result<Received, TransportError> {
+        match self.stream.next().await {
+            Some(msg) => Ok(Received {
+                channel: msg.get_channel_name().to_owned(),
+                payload: Bytes::copy_from_slice(msg.get_payload_bytes()),
+            }),
+            None => Err(TransportError::SubscriptionClosed),
+        }
+    }
+}

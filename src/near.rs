@@ -15,10 +15,19 @@
 //!
 //! While the subscription is down the cache is disabled: nothing is cached,
 //! because nothing would tell us to drop it.
+//!
+//! # Time
+//!
+//! Expiry uses the OS's coarse monotonic clock (`CLOCK_MONOTONIC_COARSE`):
+//! reading it costs a few nanoseconds where `std::time::Instant::now()`
+//! costs 100–300 ns on virtual machines, which would be most of a hit. An
+//! entry therefore lives `local_ttl` to within the clock's tick (1–10 ms).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use coarsetime::{Duration as CoarseDuration, Instant};
 
 use bytes::Bytes;
 use quick_cache::sync::Cache;
@@ -27,8 +36,12 @@ use quick_cache::Weighter;
 /// Generation counters; a power of two.
 const STRIPES: usize = 256;
 /// Bytes charged per entry on top of its key and value: the map's slot, the
-/// `String` and `Bytes` headers, the expiry.
+/// key and `Bytes` headers, the expiry.
 pub(crate) const ENTRY_OVERHEAD: u64 = 64;
+
+/// Keys up to 24 bytes are stored inline: a lookup compares them without
+/// another trip to memory.
+type Key = compact_str::CompactString;
 
 #[derive(Clone, Debug)]
 struct Entry {
@@ -43,8 +56,8 @@ struct Weigh {
     floor: u64,
 }
 
-impl Weighter<String, Entry> for Weigh {
-    fn weight(&self, key: &String, entry: &Entry) -> u64 {
+impl Weighter<Key, Entry> for Weigh {
+    fn weight(&self, key: &Key, entry: &Entry) -> u64 {
         (key.len() as u64 + entry.value.len() as u64 + ENTRY_OVERHEAD).max(self.floor)
     }
 }
@@ -59,11 +72,11 @@ pub(crate) struct FillToken {
 
 /// The bounded near cache. All methods take `&self`; it is shared by threads.
 pub(crate) struct NearCache {
-    map: Cache<String, Entry, Weigh>,
+    map: Cache<Key, Entry, Weigh>,
     generations: Vec<Mutex<u64>>,
     epoch: AtomicU64,
     enabled: AtomicBool,
-    ttl: Duration,
+    ttl: CoarseDuration,
 }
 
 impl NearCache {
@@ -76,15 +89,15 @@ impl NearCache {
             generations: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
             epoch: AtomicU64::new(0),
             enabled: AtomicBool::new(false),
-            ttl,
+            ttl: CoarseDuration::from(ttl),
         }
     }
 
     /// The value for `key`, if cached and not expired.
     #[inline]
-    pub(crate) fn get(&self, key: &str, now: Instant) -> Option<Bytes> {
+    pub(crate) fn get(&self, key: &str) -> Option<Bytes> {
         let entry = self.map.get(key)?;
-        if entry.expires > now {
+        if entry.expires > Instant::now() {
             Some(entry.value)
         } else {
             None
@@ -105,13 +118,7 @@ impl NearCache {
     /// Caches the value a read returned, unless the key was invalidated or
     /// written, or the cache dropped or disabled, since the read began.
     /// Whether it was cached.
-    pub(crate) fn finish_fill(
-        &self,
-        token: FillToken,
-        key: &str,
-        value: Bytes,
-        now: Instant,
-    ) -> bool {
+    pub(crate) fn finish_fill(&self, token: FillToken, key: &str, value: Bytes) -> bool {
         let generation = lock(&self.generations[token.stripe]);
         if *generation != token.generation
             || self.epoch.load(Ordering::SeqCst) != token.epoch
@@ -119,7 +126,7 @@ impl NearCache {
         {
             return false;
         }
-        self.map.insert(key.to_owned(), self.entry(value, now));
+        self.map.insert(Key::from(key), self.entry(value));
         // A whole-cache drop that raced with the insert: it may have cleared
         // before we inserted. Undo rather than leave an entry it condemned.
         if self.epoch.load(Ordering::SeqCst) != token.epoch {
@@ -132,11 +139,11 @@ impl NearCache {
 
     /// This instance wrote `value` to `key` in Redis: cache it (read your
     /// writes) and condemn reads of the old value still in flight.
-    pub(crate) fn write(&self, key: &str, value: Bytes, now: Instant) {
+    pub(crate) fn write(&self, key: &str, value: Bytes) {
         let mut generation = lock(&self.generations[stripe_of(key)]);
         *generation += 1;
         if self.enabled.load(Ordering::SeqCst) {
-            self.map.insert(key.to_owned(), self.entry(value, now));
+            self.map.insert(Key::from(key), self.entry(value));
         } else {
             self.map.remove(key);
         }
@@ -172,10 +179,10 @@ impl NearCache {
         self.map.weight()
     }
 
-    fn entry(&self, value: Bytes, now: Instant) -> Entry {
+    fn entry(&self, value: Bytes) -> Entry {
         Entry {
             value,
-            expires: now + self.ttl,
+            expires: Instant::now() + self.ttl,
         }
     }
 }
@@ -208,31 +215,34 @@ mod tests {
     #[test]
     fn fill_then_hit_then_expire() {
         let near = enabled(100, 1 << 20);
-        let now = Instant::now();
-        let token = near.begin_fill("k");
-        assert!(near.finish_fill(token, "k", Bytes::from_static(b"v"), now));
-        assert_eq!(near.get("k", now).as_deref(), Some(&b"v"[..]));
-        assert_eq!(near.get("k", now + Duration::from_secs(11)), None);
+        let near_short = NearCache::new(100, 1 << 20, Duration::from_millis(30));
+        near_short.set_enabled(true);
+        for near in [&near, &near_short] {
+            let token = near.begin_fill("k");
+            assert!(near.finish_fill(token, "k", Bytes::from_static(b"v")));
+            assert_eq!(near.get("k").as_deref(), Some(&b"v"[..]));
+        }
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(near_short.get("k"), None, "expired");
+        assert_eq!(near.get("k").as_deref(), Some(&b"v"[..]));
     }
 
     #[test]
     fn a_fill_raced_by_an_invalidation_is_not_cached() {
         let near = enabled(100, 1 << 20);
-        let now = Instant::now();
         let token = near.begin_fill("k");
         near.invalidate("k");
-        assert!(!near.finish_fill(token, "k", Bytes::from_static(b"old"), now));
-        assert_eq!(near.get("k", now), None);
+        assert!(!near.finish_fill(token, "k", Bytes::from_static(b"old")));
+        assert_eq!(near.get("k"), None);
     }
 
     #[test]
     fn a_fill_raced_by_a_local_write_keeps_the_write() {
         let near = enabled(100, 1 << 20);
-        let now = Instant::now();
         let token = near.begin_fill("k");
-        near.write("k", Bytes::from_static(b"new"), now);
-        assert!(!near.finish_fill(token, "k", Bytes::from_static(b"old"), now));
-        assert_eq!(near.get("k", now).as_deref(), Some(&b"new"[..]));
+        near.write("k", Bytes::from_static(b"new"));
+        assert!(!near.finish_fill(token, "k", Bytes::from_static(b"old")));
+        assert_eq!(near.get("k").as_deref(), Some(&b"new"[..]));
     }
 
     #[test]
@@ -240,30 +250,28 @@ mod tests {
         let near = enabled(100, 1 << 20);
         let token = near.begin_fill("k");
         near.clear();
-        assert!(!near.finish_fill(token, "k", Bytes::from_static(b"v"), Instant::now()));
+        assert!(!near.finish_fill(token, "k", Bytes::from_static(b"v")));
     }
 
     #[test]
     fn disabled_caches_nothing() {
         let near = NearCache::new(100, 1 << 20, Duration::from_secs(10));
-        let now = Instant::now();
         let token = near.begin_fill("k");
-        assert!(!near.finish_fill(token, "k", Bytes::from_static(b"v"), now));
-        near.write("k", Bytes::from_static(b"v"), now);
-        assert_eq!(near.get("k", now), None);
+        assert!(!near.finish_fill(token, "k", Bytes::from_static(b"v")));
+        near.write("k", Bytes::from_static(b"v"));
+        assert_eq!(near.get("k"), None);
     }
 
     #[test]
     fn bounded_by_entries_and_bytes() {
-        let now = Instant::now();
         let near = enabled(50, 1 << 20);
         for i in 0..1000 {
-            near.write(&format!("k{i}"), Bytes::from_static(b"v"), now);
+            near.write(&format!("k{i}"), Bytes::from_static(b"v"));
         }
         assert!(near.len() <= 50, "{} entries", near.len());
         let near = enabled(1_000_000, 10_000);
         for i in 0..1000 {
-            near.write(&format!("k{i}"), Bytes::from(vec![0u8; 500]), now);
+            near.write(&format!("k{i}"), Bytes::from(vec![0u8; 500]));
         }
         assert!(near.weight() <= 10_000, "{} bytes", near.weight());
     }

@@ -135,11 +135,10 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
     /// The value of `key`, from the near cache or from Redis.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let instance = &self.shared.instance;
-        let stored = instance.settings().stored_key(key);
-        let result = match instance.lookup(&stored) {
+        let result = match instance.lookup(key) {
             Lookup::Hit(value) => return Ok(Some(value)),
             Lookup::Fill(fill) => {
-                let read = self.shared.transport.get(fill.key()).await;
+                let read = self.shared.transport.get(fill.stored_key()).await;
                 instance.finish_fill(fill, read)
             }
             Lookup::Wait(wait) => wait.wait_async(instance.settings().timeout).await,
@@ -198,11 +197,11 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
             .await;
         match written {
             Ok(()) => {
-                instance.commit_write(&stored, Bytes::copy_from_slice(value));
+                instance.commit_write(key, Bytes::copy_from_slice(value));
                 Ok(())
             }
             Err(e) => {
-                instance.abort_write(&stored);
+                instance.abort_write(key);
                 Err(e.into())
             }
         }
@@ -220,11 +219,11 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
             .await
         {
             Ok(existed) => {
-                instance.commit_delete(&stored);
+                instance.commit_delete(key);
                 Ok(existed)
             }
             Err(e) => {
-                instance.abort_write(&stored);
+                instance.abort_write(key);
                 Err(e.into())
             }
         }

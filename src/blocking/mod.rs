@@ -149,11 +149,10 @@ impl<T: Transport> AdaptiveCache<T> {
     /// The value of `key`, from the near cache or from Redis.
     pub fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let instance = &self.shared.instance;
-        let stored = instance.settings().stored_key(key);
-        let result = match instance.lookup(&stored) {
+        let result = match instance.lookup(key) {
             Lookup::Hit(value) => return Ok(Some(value)),
             Lookup::Fill(fill) => {
-                let read = self.shared.transport.get(fill.key());
+                let read = self.shared.transport.get(fill.stored_key());
                 instance.finish_fill(fill, read)
             }
             Lookup::Wait(wait) => wait.wait_blocking(instance.settings().timeout),
@@ -205,11 +204,11 @@ impl<T: Transport> AdaptiveCache<T> {
             .set(&stored, value, ttl, &outbound.as_outgoing())
         {
             Ok(()) => {
-                instance.commit_write(&stored, Bytes::copy_from_slice(value));
+                instance.commit_write(key, Bytes::copy_from_slice(value));
                 Ok(())
             }
             Err(e) => {
-                instance.abort_write(&stored);
+                instance.abort_write(key);
                 Err(e.into())
             }
         }
@@ -227,11 +226,11 @@ impl<T: Transport> AdaptiveCache<T> {
             .delete(&stored, &outbound.as_outgoing());
         match result {
             Ok(existed) => {
-                instance.commit_delete(&stored);
+                instance.commit_delete(key);
                 Ok(existed)
             }
             Err(e) => {
-                instance.abort_write(&stored);
+                instance.abort_write(key);
                 Err(e.into())
             }
         }

@@ -6,9 +6,10 @@
 //! blocking [`AdaptiveCache`](crate::AdaptiveCache), or the simulator —
 //! does it and reports back. Every driver runs this same code.
 
+mod counter;
 mod flight;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant as StdInstant};
 
@@ -22,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::near::{FillToken, NearCache};
 use crate::settings::Settings;
 use crate::stats::Stats;
+use counter::Counter;
 use flight::{Flight, Flights, Outcome};
 
 /// A callback told of every strategy switch: `(from, to)`.
@@ -60,16 +62,19 @@ pub enum Lookup {
 
 /// A read this caller leads. Dropping it unfinished fails the waiters.
 pub struct Fill {
+    /// The user's key: the near cache's key.
     key: String,
+    /// The Redis key.
+    stored: String,
     flight: Arc<Flight>,
     token: FillToken,
     flights: Option<Arc<Flights>>,
 }
 
 impl Fill {
-    /// The stored key to read.
-    pub fn key(&self) -> &str {
-        &self.key
+    /// The Redis key to read.
+    pub fn stored_key(&self) -> &str {
+        &self.stored
     }
 }
 
@@ -128,11 +133,10 @@ impl Wait {
 
 #[derive(Default)]
 struct Counters {
-    reads: AtomicU64,
-    hits: AtomicU64,
-    misses: AtomicU64,
-    read_errors: AtomicU64,
-    subscription_losses: AtomicU64,
+    hits: Counter,
+    misses: Counter,
+    read_errors: Counter,
+    subscription_losses: Counter,
 }
 
 /// One instance: the engine, the near cache and the reads in flight.
@@ -193,18 +197,20 @@ impl Instance {
 
     // ----- reads -----
 
-    /// Starts a read of `stored` (the Redis key).
-    pub fn lookup(&self, stored: &str) -> Lookup {
-        self.counters.reads.fetch_add(1, Ordering::Relaxed);
-        if let Some(value) = self.near.get(stored, StdInstant::now()) {
-            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+    /// Starts a read of `key` (the user's key; the near cache is keyed by it,
+    /// so a hit builds no Redis key).
+    #[inline]
+    pub fn lookup(&self, key: &str) -> Lookup {
+        if let Some(value) = self.near.get(key) {
+            self.counters.hits.increment();
             return Lookup::Hit(value);
         }
-        self.counters.misses.fetch_add(1, Ordering::Relaxed);
-        match self.flights.join(stored) {
+        self.counters.misses.increment();
+        match self.flights.join(key) {
             flight::Role::Lead(flight) => Lookup::Fill(Fill {
-                token: self.near.begin_fill(stored),
-                key: stored.to_owned(),
+                token: self.near.begin_fill(key),
+                key: key.to_owned(),
+                stored: self.settings.stored_key(key),
                 flight,
                 flights: Some(Arc::clone(&self.flights)),
             }),
@@ -221,8 +227,7 @@ impl Instance {
     ) -> Result<Option<Bytes>> {
         let outcome: Outcome = read.map_err(Arc::new);
         if let Ok(Some(value)) = &outcome {
-            self.near
-                .finish_fill(fill.token, &fill.key, value.clone(), StdInstant::now());
+            self.near.finish_fill(fill.token, &fill.key, value.clone());
         }
         if let Some(flights) = fill.flights.take() {
             flights.finish(&fill.key, &fill.flight, outcome.clone());
@@ -235,7 +240,7 @@ impl Instance {
 
     /// Counts a read that failed.
     pub fn count_read_error(&self) {
-        self.counters.read_errors.fetch_add(1, Ordering::Relaxed);
+        self.counters.read_errors.increment();
     }
 
     // ----- writes -----
@@ -246,15 +251,15 @@ impl Instance {
         self.with_engine(|engine, now| engine.handle_write(now, key).map_err(Error::from))
     }
 
-    /// After Redis acknowledged the write of `value` to `stored`.
-    pub fn commit_write(&self, stored: &str, value: Bytes) {
-        self.near.write(stored, value, StdInstant::now());
+    /// After Redis acknowledged the write of `value` to `key`.
+    pub fn commit_write(&self, key: &str, value: Bytes) {
+        self.near.write(key, value);
     }
 
-    /// After a write or delete of `stored` whose outcome is unknown (it
-    /// failed or timed out): forget the key locally.
-    pub fn abort_write(&self, stored: &str) {
-        self.near.invalidate(stored);
+    /// After a write or delete of `key` whose outcome is unknown (it failed
+    /// or timed out): forget the key locally.
+    pub fn abort_write(&self, key: &str) {
+        self.near.invalidate(key);
     }
 
     /// Before deleting `key`: the invalidation to send with the `DEL`.
@@ -262,9 +267,9 @@ impl Instance {
         self.with_engine(|engine, now| engine.handle_delete(now, key).map_err(Error::from))
     }
 
-    /// After Redis deleted `stored`.
-    pub fn commit_delete(&self, stored: &str) {
-        self.near.invalidate(stored);
+    /// After Redis deleted `key`.
+    pub fn commit_delete(&self, key: &str) {
+        self.near.invalidate(key);
     }
 
     /// After `FLUSHDB`: nothing cached can be right.
@@ -318,9 +323,7 @@ impl Instance {
     /// drop the near cache and stop using it until [`Instance::subscribed`].
     pub fn subscription_lost(&self) {
         if self.subscribed.swap(false, Ordering::SeqCst) {
-            self.counters
-                .subscription_losses
-                .fetch_add(1, Ordering::Relaxed);
+            self.counters.subscription_losses.increment();
         }
         self.near.set_enabled(false);
         let _ = self.with_engine(|engine, now| {
@@ -366,10 +369,10 @@ impl Instance {
         let engine = lock(&self.engine);
         let core = engine.stats();
         Stats {
-            total_reads: c.reads.load(Ordering::Relaxed),
-            cache_hits: c.hits.load(Ordering::Relaxed),
-            cache_misses: c.misses.load(Ordering::Relaxed),
-            read_errors: c.read_errors.load(Ordering::Relaxed),
+            total_reads: c.hits.get() + c.misses.get(),
+            cache_hits: c.hits.get(),
+            cache_misses: c.misses.get(),
+            read_errors: c.read_errors.get(),
             total_writes: core.total_writes,
             current_strategy: engine.strategy(),
             write_rate: core.write_rate,
@@ -380,7 +383,7 @@ impl Instance {
             messages_received: core.messages_received,
             rejected: core.rejected,
             full_drops: core.full_drops,
-            subscription_losses: c.subscription_losses.load(Ordering::Relaxed),
+            subscription_losses: c.subscription_losses.get(),
             subscribed: self.is_subscribed(),
             near_cache_entries: self.near.len(),
             near_cache_bytes: self.near.weight(),
@@ -429,7 +432,15 @@ impl Instance {
                 .messages
                 .push((p.channel.to_owned(), p.payload.to_vec())),
             Effect::Switched(record) => switches.push(record),
-            Effect::Invalidate(keys) => keys.iter().for_each(|k| self.near.invalidate(k)),
+            Effect::Invalidate(keys) => {
+                // The engine passes only keys of our namespace, which all carry the prefix.
+                let prefix = self.settings.core.key_prefix();
+                for stored in keys.iter() {
+                    if let Some(key) = stored.strip_prefix(prefix) {
+                        self.near.invalidate(key);
+                    }
+                }
+            }
             Effect::InvalidateAll(reason) => {
                 tracing::debug!(%reason, "dropping the near cache");
                 self.near.clear();

@@ -136,15 +136,48 @@ fn main() {
 
     // Misses: a second instance has an empty near cache; each read is one GET + fill.
     let cold = follower(&url, "bench", Strategy::Eager);
-    let miss = median(&sample(5_000, |i| {
-        std::hint::black_box(cold.get(&key(i)).unwrap());
-    }));
-    row("miss (GET + near-cache fill)", miss, plain_get);
+    let (miss, get) = interleaved(
+        20,
+        250,
+        |i| {
+            std::hint::black_box(cold.get(&key(i)).unwrap());
+        },
+        |i| {
+            let _: Option<Vec<u8>> = redis::cmd("GET").arg(format!("aci:bench:{}", key(i))).query(&mut conn).unwrap();
+        },
+    );
+    row("miss (GET + near-cache fill)", median(&miss), median(&get));
 
     for strategy in Strategy::ALL {
         let writer = follower(&url, "bench-set", strategy);
-        let t = median(&sample(3_000, |i| writer.set(&key(i % 500), "v").unwrap()));
-        row(&format!("set, {strategy}"), t, plain_set);
+        let (ours, plain) = interleaved(
+            20,
+            150,
+            |i| writer.set(&key(i % 500), "v").unwrap(),
+            |i| {
+                let _: () = redis::cmd("SET").arg(format!("plain:{}", i % 500)).arg("v").arg("PX").arg(10_000).query(&mut conn).unwrap();
+            },
+        );
+        row(&format!("set, {strategy}"), median(&ours), median(&plain));
+        if strategy == Strategy::Eager {
+            // The same two commands sent by hand: what Redis itself charges for
+            // the PUBLISH (and for waking the subscribers, here the writer's own).
+            let channel = "aci:bench-set:invalidation";
+            let payload = r#"{"action": "invalidate", "keys": ["aci:bench-set:user:00000000001"], "strategy": "eager", "timestamp": 1795689266.4763556, "source": "0123456789ab"}"#;
+            let (ours, piped) = interleaved(
+                20,
+                150,
+                |i| writer.set(&key(i % 500), "v").unwrap(),
+                |i| {
+                    let _: () = redis::pipe()
+                        .cmd("SET").arg(format!("aci:bench-set:{}", key(i % 500))).arg("v").arg("PX").arg(10_000).ignore()
+                        .cmd("PUBLISH").arg(channel).arg(payload).ignore()
+                        .query(&mut conn)
+                        .unwrap();
+                },
+            );
+            row("set, eager vs SET+PUBLISH pipelined by hand", median(&ours), median(&piped));
+        }
     }
 
     let delivery = invalidation_delivery(&url);
@@ -186,6 +219,22 @@ fn next(state: &mut u64) -> u64 {
     *state ^= *state >> 7;
     *state ^= *state << 17;
     *state
+}
+
+/// Samples `ours` and `baseline` in alternating blocks, so that a machine
+/// busy for a while slows both alike; returns (ours, baseline).
+fn interleaved(
+    rounds: usize,
+    per_round: usize,
+    mut ours: impl FnMut(usize),
+    mut baseline: impl FnMut(usize),
+) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for r in 0..rounds {
+        b.extend(sample(per_round, |i| baseline(r * per_round + i)));
+        a.extend(sample(per_round, |i| ours(r * per_round + i)));
+    }
+    (a, b)
 }
 
 fn sample(n: usize, mut op: impl FnMut(usize)) -> Vec<Duration> {
@@ -261,8 +310,10 @@ fn invalidation_delivery(url: &str) -> Vec<Duration> {
             let before = b.stats().messages_received;
             let start = Instant::now();
             a.set("k", i.to_string()).unwrap();
+            // Yield rather than spin: on 2 cores a spinning waiter would
+            // starve the threads that deliver the message.
             while b.stats().messages_received == before {
-                std::hint::spin_loop();
+                std::thread::yield_now();
             }
             start.elapsed()
         })

@@ -220,3 +220,30 @@ fn namespaces_isolate_keys_and_channels() {
         .unwrap();
     assert_eq!(stored.as_deref(), Some("from-a"));
 }
+
+#[test]
+fn password_and_acl_users_work_through_the_url() {
+    if !support::can_kill_servers() {
+        return;
+    }
+    let server = support::RedisServer::start_with(
+        &["--requirepass", "s3cret", "--user", "alice", "on", ">wonderland", "~*", "&*", "+@all"],
+        Some(":s3cret"),
+    );
+    for auth in [":s3cret", "alice:wonderland"] {
+        let url = format!("redis://{auth}@127.0.0.1:{}", server.port);
+        let cache = Builder::new().is_controller(false).connect(&url).unwrap();
+        assert!(cache.is_subscribed(), "{auth}: subscribed");
+        cache.set("k", auth).unwrap();
+        assert_eq!(cache.get_string("k").unwrap().as_deref(), Some(auth));
+    }
+    let wrong = format!("redis://:nope@127.0.0.1:{}", server.port);
+    let cache = Builder::new()
+        .is_controller(false)
+        .timeout(Duration::from_millis(200))
+        .connect(&wrong)
+        .unwrap();
+    assert!(!cache.is_subscribed());
+    let err = cache.set("k", "v").unwrap_err();
+    assert!(matches!(err, aci_cache::Error::Transport(_)), "{err}");
+}

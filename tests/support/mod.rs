@@ -20,13 +20,26 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    extra: Vec<String>,
+    auth: Option<String>,
 }
 
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers.
     pub fn start() -> RedisServer {
+        Self::start_with(&[], None)
+    }
+
+    /// Starts a server with extra configuration (`["--requirepass", "x"]`);
+    /// `auth` is the `user:password@` part of the URL that gets in.
+    pub fn start_with(extra: &[&str], auth: Option<&str>) -> RedisServer {
         let port = free_port();
-        let mut server = RedisServer { port, child: None };
+        let mut server = RedisServer {
+            port,
+            child: None,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            auth: auth.map(str::to_owned),
+        };
         server.restart();
         server
     }
@@ -51,6 +64,7 @@ impl RedisServer {
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -59,7 +73,11 @@ impl RedisServer {
             );
         watchdog(child.id());
         self.child = Some(child);
-        wait_until_up(&self.url());
+        let url = match &self.auth {
+            Some(auth) => format!("redis://{auth}@127.0.0.1:{}", self.port),
+            None => self.url(),
+        };
+        wait_until_up(&url);
     }
 }
 

@@ -143,7 +143,10 @@ fn main() {
             std::hint::black_box(cold.get(&key(i)).unwrap());
         },
         |i| {
-            let _: Option<Vec<u8>> = redis::cmd("GET").arg(format!("aci:bench:{}", key(i))).query(&mut conn).unwrap();
+            let _: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(format!("aci:bench:{}", key(i)))
+                .query(&mut conn)
+                .unwrap();
         },
     );
     row("miss (GET + near-cache fill)", median(&miss), median(&get));
@@ -155,7 +158,13 @@ fn main() {
             150,
             |i| writer.set(&key(i % 500), "v").unwrap(),
             |i| {
-                let _: () = redis::cmd("SET").arg(format!("plain:{}", i % 500)).arg("v").arg("PX").arg(10_000).query(&mut conn).unwrap();
+                let _: () = redis::cmd("SET")
+                    .arg(format!("plain:{}", i % 500))
+                    .arg("v")
+                    .arg("PX")
+                    .arg(10_000)
+                    .query(&mut conn)
+                    .unwrap();
             },
         );
         row(&format!("set, {strategy}"), median(&ours), median(&plain));
@@ -170,13 +179,25 @@ fn main() {
                 |i| writer.set(&key(i % 500), "v").unwrap(),
                 |i| {
                     let _: () = redis::pipe()
-                        .cmd("SET").arg(format!("aci:bench-set:{}", key(i % 500))).arg("v").arg("PX").arg(10_000).ignore()
-                        .cmd("PUBLISH").arg(channel).arg(payload).ignore()
+                        .cmd("SET")
+                        .arg(format!("aci:bench-set:{}", key(i % 500)))
+                        .arg("v")
+                        .arg("PX")
+                        .arg(10_000)
+                        .ignore()
+                        .cmd("PUBLISH")
+                        .arg(channel)
+                        .arg(payload)
+                        .ignore()
                         .query(&mut conn)
                         .unwrap();
                 },
             );
-            row("set, eager vs SET+PUBLISH pipelined by hand", median(&ours), median(&piped));
+            row(
+                "set, eager vs SET+PUBLISH pipelined by hand",
+                median(&ours),
+                median(&piped),
+            );
         }
     }
 

@@ -227,7 +227,17 @@ fn password_and_acl_users_work_through_the_url() {
         return;
     }
     let server = support::RedisServer::start_with(
-        &["--requirepass", "s3cret", "--user", "alice", "on", ">wonderland", "~*", "&*", "+@all"],
+        &[
+            "--requirepass",
+            "s3cret",
+            "--user",
+            "alice",
+            "on",
+            ">wonderland",
+            "~*",
+            "&*",
+            "+@all",
+        ],
         Some(":s3cret"),
     );
     for auth in [":s3cret", "alice:wonderland"] {

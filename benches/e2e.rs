@@ -42,15 +42,6 @@ fn main() {
             .query(&mut conn)
             .unwrap();
     }));
-    let plain_set = median(&sample(2_000, |i| {
-        let _: () = redis::cmd("SET")
-            .arg(format!("plain:{}", i % 100))
-            .arg("v")
-            .arg("PX")
-            .arg(10_000)
-            .query(&mut conn)
-            .unwrap();
-    }));
 
     let cache = follower(&url, "bench", Strategy::Eager);
     let rss_before = rss_bytes();

@@ -93,7 +93,11 @@ fn ttl_another_instance_is_stale_until_local_ttl_then_fresh() {
     });
     assert!(took.is_some());
     // Expiry reads the coarse clock: exact to within its tick (≤ 10 ms).
-    assert!(filled.elapsed() + Duration::from_millis(10) >= local_ttl, "{:?}", filled.elapsed());
+    assert!(
+        filled.elapsed() + Duration::from_millis(10) >= local_ttl,
+        "{:?}",
+        filled.elapsed()
+    );
 }
 
 #[test]

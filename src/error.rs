@@ -38,6 +38,10 @@ pub enum Error {
     /// The cache is stopped.
     #[error("the cache is stopped")]
     Stopped,
+    /// The engine refused the operation for a reason the facade does not
+    /// expect (a bug: please report it).
+    #[error("engine refused the operation: {0}")]
+    Engine(aci_core::WriteError),
     /// A background thread could not be started.
     #[error("could not start the background worker: {0}")]
     Spawn(#[source] std::io::Error),
@@ -60,8 +64,8 @@ impl From<aci_core::WriteError> for Error {
         match e {
             aci_core::WriteError::KeyTooLong { len } => Error::KeyTooLong { len },
             aci_core::WriteError::Stopped => Error::Stopped,
-            // The facade drains after every call; seeing this is a bug in the facade.
-            _ => Error::Stopped,
+            // The facade drains after every call, so backpressure is a bug.
+            other => Error::Engine(other),
         }
     }
 }

@@ -96,6 +96,11 @@ fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
+/// Picks a free loopback port (for a second listener such as `--tls-port`).
+pub fn another_free_port() -> u16 {
+    free_port()
+}
+
 /// Kills `pid` once this test process is gone.
 fn watchdog(pid: u32) {
     let me = std::process::id();

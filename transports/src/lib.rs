@@ -10,7 +10,7 @@
 //! - [`MemoryTransport`]: one process, no network; for tests and examples. It
 //!   can be switched off to play a dead server.
 //!
-//! With feature `tokio`, [`AsyncTransport`] is the same seam for async code,
+//! With feature `tokio`, `AsyncTransport` is the same seam for async code,
 //! implemented by `RedisAsyncTransport` and by [`MemoryTransport`].
 //!
 //! The trait lives here rather than in `aci-core` because every method does
@@ -23,7 +23,7 @@ mod asynchronous;
 mod error;
 mod memory;
 #[cfg(feature = "redis")]
-mod redis;
+pub(crate) mod redis;
 mod transport;
 
 #[cfg(feature = "tokio")]

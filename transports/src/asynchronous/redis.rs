@@ -39,6 +39,7 @@ impl RedisAsyncTransport {
 
     /// A transport over an existing client.
     pub fn from_client(client: Client) -> Self {
+        crate::redis::ensure_crypto_provider();
         RedisAsyncTransport {
             client,
             timeout: Duration::from_secs(1),

@@ -45,13 +45,16 @@ impl std::fmt::Debug for RedisTransport {
 
 impl RedisTransport {
     /// A transport for the server at `url`. Nothing is connected yet.
+    /// `rediss://` URLs need the `tls` feature.
     pub fn open<T: IntoConnectionInfo>(url: T) -> Result<Self, TransportError> {
         let client = Client::open(url).map_err(|e| TransportError::Backend(Box::new(e)))?;
         Ok(Self::from_client(client))
     }
 
-    /// A transport over an existing client.
+    /// A transport over an existing client (for example one made with
+    /// `redis::Client::build_with_tls` to trust a private CA).
     pub fn from_client(client: Client) -> Self {
+        ensure_crypto_provider();
         RedisTransport {
             client,
             timeout: Duration::from_secs(1),
@@ -118,6 +121,15 @@ impl RedisTransport {
                 Err(TransportError::from_redis(e, self.timeout))
             }
         }
+    }
+}
+
+/// With TLS, rustls needs a process-wide crypto provider; install ring's
+/// unless the application installed one already.
+pub(crate) fn ensure_crypto_provider() {
+    #[cfg(feature = "tls")]
+    {
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
 

@@ -18,16 +18,12 @@
 //!
 //! # Time
 //!
-//! Expiry uses the OS's coarse monotonic clock (`CLOCK_MONOTONIC_COARSE`):
-//! reading it costs a few nanoseconds where `std::time::Instant::now()`
-//! costs 100–300 ns on virtual machines, which would be most of a hit. An
-//! entry therefore lives `local_ttl` to within the clock's tick (1–10 ms).
+//! Time is an argument, as in the engine: the blocking and async caches pass
+//! the OS's coarse clock (see `clock.rs`), the simulator its virtual one.
 
+use aci_core::{Duration, Instant};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
-
-use coarsetime::{Duration as CoarseDuration, Instant};
 
 use bytes::Bytes;
 use quick_cache::sync::Cache;
@@ -76,7 +72,7 @@ pub(crate) struct NearCache {
     generations: Vec<Mutex<u64>>,
     epoch: AtomicU64,
     enabled: AtomicBool,
-    ttl: CoarseDuration,
+    ttl: Duration,
 }
 
 impl NearCache {
@@ -89,15 +85,15 @@ impl NearCache {
             generations: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
             epoch: AtomicU64::new(0),
             enabled: AtomicBool::new(false),
-            ttl: CoarseDuration::from(ttl),
+            ttl,
         }
     }
 
     /// The value for `key`, if cached and not expired.
     #[inline]
-    pub(crate) fn get(&self, key: &str) -> Option<Bytes> {
+    pub(crate) fn get(&self, key: &str, now: Instant) -> Option<Bytes> {
         let entry = self.map.get(key)?;
-        if entry.expires > Instant::now() {
+        if entry.expires > now {
             Some(entry.value)
         } else {
             None
@@ -118,7 +114,13 @@ impl NearCache {
     /// Caches the value a read returned, unless the key was invalidated or
     /// written, or the cache dropped or disabled, since the read began.
     /// Whether it was cached.
-    pub(crate) fn finish_fill(&self, token: FillToken, key: &str, value: Bytes) -> bool {
+    pub(crate) fn finish_fill(
+        &self,
+        token: FillToken,
+        key: &str,
+        value: Bytes,
+        now: Instant,
+    ) -> bool {
         let generation = lock(&self.generations[token.stripe]);
         if *generation != token.generation
             || self.epoch.load(Ordering::SeqCst) != token.epoch
@@ -126,7 +128,7 @@ impl NearCache {
         {
             return false;
         }
-        self.map.insert(Key::from(key), self.entry(value));
+        self.map.insert(Key::from(key), self.entry(value, now));
         // A whole-cache drop that raced with the insert: it may have cleared
         // before we inserted. Undo rather than leave an entry it condemned.
         if self.epoch.load(Ordering::SeqCst) != token.epoch {
@@ -139,11 +141,11 @@ impl NearCache {
 
     /// This instance wrote `value` to `key` in Redis: cache it (read your
     /// writes) and condemn reads of the old value still in flight.
-    pub(crate) fn write(&self, key: &str, value: Bytes) {
+    pub(crate) fn write(&self, key: &str, value: Bytes, now: Instant) {
         let mut generation = lock(&self.generations[stripe_of(key)]);
         *generation += 1;
         if self.enabled.load(Ordering::SeqCst) {
-            self.map.insert(Key::from(key), self.entry(value));
+            self.map.insert(Key::from(key), self.entry(value, now));
         } else {
             self.map.remove(key);
         }
@@ -179,10 +181,10 @@ impl NearCache {
         self.map.weight()
     }
 
-    fn entry(&self, value: Bytes) -> Entry {
+    fn entry(&self, value: Bytes, now: Instant) -> Entry {
         Entry {
             value,
-            expires: Instant::now() + self.ttl,
+            expires: now + self.ttl,
         }
     }
 }
@@ -206,25 +208,29 @@ fn stripe_of(key: &str) -> usize {
 mod tests {
     use super::*;
 
+    const T0: Instant = Instant::from_secs(100);
+
     fn enabled(entries: usize, bytes: u64) -> NearCache {
         let near = NearCache::new(entries, bytes, Duration::from_secs(10));
         near.set_enabled(true);
         near
     }
 
+    fn v(s: &'static str) -> Bytes {
+        Bytes::from_static(s.as_bytes())
+    }
+
     #[test]
     fn fill_then_hit_then_expire() {
         let near = enabled(100, 1 << 20);
-        let near_short = NearCache::new(100, 1 << 20, Duration::from_millis(30));
-        near_short.set_enabled(true);
-        for near in [&near, &near_short] {
-            let token = near.begin_fill("k");
-            assert!(near.finish_fill(token, "k", Bytes::from_static(b"v")));
-            assert_eq!(near.get("k").as_deref(), Some(&b"v"[..]));
-        }
-        std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(near_short.get("k"), None, "expired");
-        assert_eq!(near.get("k").as_deref(), Some(&b"v"[..]));
+        let token = near.begin_fill("k");
+        assert!(near.finish_fill(token, "k", v("v"), T0));
+        assert_eq!(near.get("k", T0).as_deref(), Some(&b"v"[..]));
+        assert_eq!(
+            near.get("k", T0 + Duration::from_millis(9_999)).as_deref(),
+            Some(&b"v"[..])
+        );
+        assert_eq!(near.get("k", T0 + Duration::from_secs(10)), None);
     }
 
     #[test]
@@ -232,17 +238,17 @@ mod tests {
         let near = enabled(100, 1 << 20);
         let token = near.begin_fill("k");
         near.invalidate("k");
-        assert!(!near.finish_fill(token, "k", Bytes::from_static(b"old")));
-        assert_eq!(near.get("k"), None);
+        assert!(!near.finish_fill(token, "k", v("old"), T0));
+        assert_eq!(near.get("k", T0), None);
     }
 
     #[test]
     fn a_fill_raced_by_a_local_write_keeps_the_write() {
         let near = enabled(100, 1 << 20);
         let token = near.begin_fill("k");
-        near.write("k", Bytes::from_static(b"new"));
-        assert!(!near.finish_fill(token, "k", Bytes::from_static(b"old")));
-        assert_eq!(near.get("k").as_deref(), Some(&b"new"[..]));
+        near.write("k", v("new"), T0);
+        assert!(!near.finish_fill(token, "k", v("old"), T0));
+        assert_eq!(near.get("k", T0).as_deref(), Some(&b"new"[..]));
     }
 
     #[test]
@@ -250,28 +256,28 @@ mod tests {
         let near = enabled(100, 1 << 20);
         let token = near.begin_fill("k");
         near.clear();
-        assert!(!near.finish_fill(token, "k", Bytes::from_static(b"v")));
+        assert!(!near.finish_fill(token, "k", v("v"), T0));
     }
 
     #[test]
     fn disabled_caches_nothing() {
         let near = NearCache::new(100, 1 << 20, Duration::from_secs(10));
         let token = near.begin_fill("k");
-        assert!(!near.finish_fill(token, "k", Bytes::from_static(b"v")));
-        near.write("k", Bytes::from_static(b"v"));
-        assert_eq!(near.get("k"), None);
+        assert!(!near.finish_fill(token, "k", v("v"), T0));
+        near.write("k", v("v"), T0);
+        assert_eq!(near.get("k", T0), None);
     }
 
     #[test]
     fn bounded_by_entries_and_bytes() {
         let near = enabled(50, 1 << 20);
         for i in 0..1000 {
-            near.write(&format!("k{i}"), Bytes::from_static(b"v"));
+            near.write(&format!("k{i}"), v("v"), T0);
         }
         assert!(near.len() <= 50, "{} entries", near.len());
         let near = enabled(1_000_000, 10_000);
         for i in 0..1000 {
-            near.write(&format!("k{i}"), Bytes::from(vec![0u8; 500]));
+            near.write(&format!("k{i}"), Bytes::from(vec![0u8; 500]), T0);
         }
         assert!(near.weight() <= 10_000, "{} bytes", near.weight());
     }

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::instance::{Instance, Lookup};
 use crate::settings::{Builder, Settings};
@@ -44,6 +45,7 @@ pub struct AsyncAdaptiveCache<T: AsyncTransport> {
 
 pub(crate) struct Shared<T> {
     pub(crate) instance: Instance,
+    pub(crate) clock: Clock,
     pub(crate) transport: T,
     pub(crate) stop: watch::Sender<bool>,
 }
@@ -85,6 +87,7 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
         let cache = AsyncAdaptiveCache {
             shared: Arc::new(Shared {
                 instance: Instance::new(settings)?,
+                clock: Clock::new(),
                 transport,
                 stop,
             }),
@@ -102,7 +105,9 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
                 return;
             }
             self.shared.stop.send_replace(false);
-            self.shared.instance.start();
+            self.shared
+                .instance
+                .start(self.shared.clock.now(), Clock::unix_now());
             *worker = Some(tokio::spawn(worker::run(Arc::clone(&self.shared))));
         }
         let timeout = self.shared.instance.settings().timeout;
@@ -135,11 +140,11 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
     /// The value of `key`, from the near cache or from Redis.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let instance = &self.shared.instance;
-        let result = match instance.lookup(key) {
+        let result = match instance.lookup(key, self.shared.clock.now()) {
             Lookup::Hit(value) => return Ok(Some(value)),
             Lookup::Fill(fill) => {
                 let read = self.shared.transport.get(fill.stored_key()).await;
-                instance.finish_fill(fill, read)
+                instance.finish_fill(fill, read, self.shared.clock.now())
             }
             Lookup::Wait(wait) => wait.wait_async(instance.settings().timeout).await,
         };
@@ -189,7 +194,7 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
         let instance = &self.shared.instance;
         let value = value.as_ref();
         let stored = instance.settings().stored_key(key);
-        let outbound = instance.prepare_write(key)?;
+        let outbound = instance.prepare_write(key, self.shared.clock.now())?;
         let written = self
             .shared
             .transport
@@ -197,7 +202,7 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
             .await;
         match written {
             Ok(()) => {
-                instance.commit_write(key, Bytes::copy_from_slice(value));
+                instance.commit_write(key, Bytes::copy_from_slice(value), self.shared.clock.now());
                 Ok(())
             }
             Err(e) => {
@@ -211,7 +216,7 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
     pub async fn delete(&self, key: &str) -> Result<bool> {
         let instance = &self.shared.instance;
         let stored = instance.settings().stored_key(key);
-        let outbound = instance.prepare_delete(key)?;
+        let outbound = instance.prepare_delete(key, self.shared.clock.now())?;
         match self
             .shared
             .transport
@@ -243,7 +248,10 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
 
     /// Pins the strategy (`Some`) or lets the controller decide (`None`).
     pub async fn force_strategy(&self, strategy: Option<Strategy>) -> Result<()> {
-        let outbound = self.shared.instance.force_strategy(strategy);
+        let outbound = self
+            .shared
+            .instance
+            .force_strategy(strategy, self.shared.clock.now());
         if !outbound.is_empty() {
             self.shared
                 .transport

@@ -30,7 +30,7 @@ pub(super) async fn run<T: AsyncTransport>(shared: Arc<Shared<T>>) {
                     instance.subscribed();
                 }
                 Err(e) => {
-                    instance.subscription_lost();
+                    instance.subscription_lost(shared.clock.now());
                     tracing::warn!(error = %e, retry_in = ?backoff, "cannot subscribe");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
@@ -43,28 +43,32 @@ pub(super) async fn run<T: AsyncTransport>(shared: Arc<Shared<T>>) {
         }
         let deadline = instance
             .next_deadline()
-            .map(tokio::time::Instant::from_std)
+            .map(|d| tokio::time::Instant::from_std(shared.clock.to_std(d)))
             .unwrap_or_else(|| tokio::time::Instant::now() + IDLE);
         let Some(sub) = subscription.as_mut() else {
             continue;
         };
         tokio::select! {
             received = sub.recv() => match received {
-                Ok(message) => publish(&shared, instance.handle_message(&message.channel, &message.payload)).await,
+                Ok(message) => publish(&shared, instance.handle_message(&message.channel, &message.payload, shared.clock.now())).await,
                 Err(e) => {
                     tracing::warn!(error = %e, "subscription lost; dropping the near cache");
                     subscription = None;
-                    instance.subscription_lost();
+                    instance.subscription_lost(shared.clock.now());
                 }
             },
-            _ = tokio::time::sleep_until(deadline) => publish(&shared, instance.handle_timeout()).await,
+            _ = tokio::time::sleep_until(deadline) => {
+                // The coarse clock may lag the timer by a tick: the deadline is due.
+                let now = shared.clock.now().max(instance.next_deadline().unwrap_or_default());
+                publish(&shared, instance.handle_timeout(now)).await
+            }
             _ = stop.changed() => {}
         }
     }
 
-    publish(&shared, instance.stop()).await;
+    publish(&shared, instance.stop(shared.clock.now())).await;
     drop(subscription);
-    instance.subscription_lost();
+    instance.subscription_lost(shared.clock.now());
 }
 
 async fn publish<T: AsyncTransport>(shared: &Shared<T>, outbound: Outbound) {

@@ -12,6 +12,7 @@ use aci_core::Strategy;
 use aci_transports::Transport;
 use bytes::Bytes;
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::instance::{Instance, Lookup};
 use crate::settings::{Builder, Settings};
@@ -42,6 +43,7 @@ pub struct AdaptiveCache<T: Transport> {
 
 pub(crate) struct Shared<T> {
     pub(crate) instance: Instance,
+    pub(crate) clock: Clock,
     pub(crate) transport: T,
     pub(crate) stop: AtomicBool,
 }
@@ -95,6 +97,7 @@ impl<T: Transport> AdaptiveCache<T> {
         let cache = AdaptiveCache {
             shared: Arc::new(Shared {
                 instance: Instance::new(settings)?,
+                clock: Clock::new(),
                 transport,
                 stop: AtomicBool::new(false),
             }),
@@ -111,7 +114,9 @@ impl<T: Transport> AdaptiveCache<T> {
             return Ok(());
         }
         self.shared.stop.store(false, Ordering::SeqCst);
-        self.shared.instance.start();
+        self.shared
+            .instance
+            .start(self.shared.clock.now(), Clock::unix_now());
         let shared = Arc::clone(&self.shared);
         let handle = std::thread::Builder::new()
             .name(format!("aci-cache-{}", self.instance_id()))
@@ -149,11 +154,11 @@ impl<T: Transport> AdaptiveCache<T> {
     /// The value of `key`, from the near cache or from Redis.
     pub fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let instance = &self.shared.instance;
-        let result = match instance.lookup(key) {
+        let result = match instance.lookup(key, self.shared.clock.now()) {
             Lookup::Hit(value) => return Ok(Some(value)),
             Lookup::Fill(fill) => {
                 let read = self.shared.transport.get(fill.stored_key());
-                instance.finish_fill(fill, read)
+                instance.finish_fill(fill, read, self.shared.clock.now())
             }
             Lookup::Wait(wait) => wait.wait_blocking(instance.settings().timeout),
         };
@@ -197,14 +202,14 @@ impl<T: Transport> AdaptiveCache<T> {
         let instance = &self.shared.instance;
         let value = value.as_ref();
         let stored = instance.settings().stored_key(key);
-        let outbound = instance.prepare_write(key)?;
+        let outbound = instance.prepare_write(key, self.shared.clock.now())?;
         match self
             .shared
             .transport
             .set(&stored, value, ttl, &outbound.as_outgoing())
         {
             Ok(()) => {
-                instance.commit_write(key, Bytes::copy_from_slice(value));
+                instance.commit_write(key, Bytes::copy_from_slice(value), self.shared.clock.now());
                 Ok(())
             }
             Err(e) => {
@@ -219,7 +224,7 @@ impl<T: Transport> AdaptiveCache<T> {
     pub fn delete(&self, key: &str) -> Result<bool> {
         let instance = &self.shared.instance;
         let stored = instance.settings().stored_key(key);
-        let outbound = instance.prepare_delete(key)?;
+        let outbound = instance.prepare_delete(key, self.shared.clock.now())?;
         let result = self
             .shared
             .transport
@@ -252,7 +257,10 @@ impl<T: Transport> AdaptiveCache<T> {
     /// Pins the strategy (`Some`), announcing it if this is the controller, or
     /// lets the controller decide again (`None`).
     pub fn force_strategy(&self, strategy: Option<Strategy>) -> Result<()> {
-        let outbound = self.shared.instance.force_strategy(strategy);
+        let outbound = self
+            .shared
+            .instance
+            .force_strategy(strategy, self.shared.clock.now());
         if !outbound.is_empty() {
             self.shared.transport.publish(&outbound.as_outgoing())?;
         }

@@ -32,7 +32,7 @@ pub(super) fn run<T: Transport>(shared: &Shared<T>) {
                     tracing::debug!(?channels, "subscribed");
                 }
                 Err(e) => {
-                    instance.subscription_lost();
+                    instance.subscription_lost(shared.clock.now());
                     tracing::warn!(error = %e, retry_in = ?backoff, "cannot subscribe");
                     sleep_unless_stopped(shared, backoff);
                     backoff = (backoff * 2).min(BACKOFF_CAP);
@@ -42,33 +42,39 @@ pub(super) fn run<T: Transport>(shared: &Shared<T>) {
         }
 
         let wait = instance.next_deadline().map_or(POLL, |d| {
-            d.saturating_duration_since(Instant::now()).min(POLL)
+            shared
+                .clock
+                .to_std(d)
+                .saturating_duration_since(Instant::now())
+                .min(POLL)
         });
         if let Some(s) = subscription.as_mut() {
             match s.recv(wait) {
                 Ok(Some(message)) => publish(
                     shared,
-                    instance.handle_message(&message.channel, &message.payload),
+                    instance.handle_message(&message.channel, &message.payload, shared.clock.now()),
                 ),
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "subscription lost; dropping the near cache");
                     subscription = None;
-                    instance.subscription_lost();
+                    instance.subscription_lost(shared.clock.now());
                 }
             }
         }
-        if instance
+        // The coarse clock may lag the sleep by a tick: a deadline whose time
+        // has come by the precise clock is due.
+        if let Some(due) = instance
             .next_deadline()
-            .is_some_and(|d| d <= Instant::now())
+            .filter(|d| shared.clock.to_std(*d) <= Instant::now())
         {
-            publish(shared, instance.handle_timeout());
+            publish(shared, instance.handle_timeout(shared.clock.now().max(due)));
         }
     }
 
-    publish(shared, instance.stop());
+    publish(shared, instance.stop(shared.clock.now()));
     drop(subscription);
-    instance.subscription_lost();
+    instance.subscription_lost(shared.clock.now());
 }
 
 fn publish<T: Transport>(shared: &Shared<T>, outbound: Outbound) {

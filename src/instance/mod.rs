@@ -1,10 +1,12 @@
 //! One instance's logic above the engine: the near cache, single-flight,
 //! read-your-writes, dropping the near cache when the subscription is lost.
 //!
-//! Like the engine, an [`Instance`] does no I/O: each call says what to send
-//! (an [`Outbound`]) or what to read (a [`Fill`]), and the driver — the
-//! blocking [`AdaptiveCache`](crate::AdaptiveCache), or the simulator —
-//! does it and reports back. Every driver runs this same code.
+//! Like the engine, an [`Instance`] does no I/O and reads no clock: every
+//! call takes `now`, says what to send (an [`Outbound`]) or what to read (a
+//! [`Fill`]), and the driver — the blocking
+//! [`AdaptiveCache`](crate::AdaptiveCache), the async cache, or the simulator
+//! with its virtual clock — does it and reports back. Every driver runs this
+//! same code.
 
 mod counter;
 mod flight;
@@ -13,12 +15,11 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant as StdInstant};
 
-use aci_core::{Effect, Engine, Handled, Strategy, SwitchRecord};
+use aci_core::{Effect, Engine, Handled, Instant, Strategy, SwitchRecord};
 use aci_transports::{Outgoing, TransportError};
 use bytes::Bytes;
 use event_listener::Listener as _;
 
-use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::near::{FillToken, NearCache};
 use crate::settings::Settings;
@@ -111,6 +112,14 @@ impl Wait {
     }
 }
 
+impl Wait {
+    /// The leader's result if its read has finished, without waiting (for
+    /// drivers that run their own event loop, like the simulator).
+    pub fn try_outcome(&self) -> Option<Result<Option<Bytes>>> {
+        self.flight.outcome().map(|o| o.map_err(Error::SharedRead))
+    }
+}
+
 #[cfg(feature = "tokio")]
 impl Wait {
     /// Waits, asynchronously, for the leader's read, at most `timeout`.
@@ -142,7 +151,6 @@ struct Counters {
 /// One instance: the engine, the near cache and the reads in flight.
 pub struct Instance {
     settings: Settings,
-    clock: Clock,
     engine: Mutex<Engine>,
     near: NearCache,
     flights: Arc<Flights>,
@@ -157,14 +165,12 @@ impl Instance {
     /// until [`Instance::subscribed`] is called.
     pub fn new(settings: Settings) -> Result<Self> {
         let engine = Engine::new(settings.core.clone(), &settings.instance_id)?;
-        let local_ttl = Duration::from_nanos(settings.core.local_ttl().as_nanos());
         Ok(Instance {
             near: NearCache::new(
                 settings.near_max_entries,
                 settings.near_max_bytes,
-                local_ttl,
+                settings.core.local_ttl(),
             ),
-            clock: Clock::new(),
             engine: Mutex::new(engine),
             flights: Arc::default(),
             strategy: AtomicU8::new(Strategy::Ttl as u8),
@@ -200,8 +206,8 @@ impl Instance {
     /// Starts a read of `key` (the user's key; the near cache is keyed by it,
     /// so a hit builds no Redis key).
     #[inline]
-    pub fn lookup(&self, key: &str) -> Lookup {
-        if let Some(value) = self.near.get(key) {
+    pub fn lookup(&self, key: &str, now: Instant) -> Lookup {
+        if let Some(value) = self.near.get(key, now) {
             self.counters.hits.increment();
             return Lookup::Hit(value);
         }
@@ -224,10 +230,12 @@ impl Instance {
         &self,
         mut fill: Fill,
         read: Result<Option<Bytes>, TransportError>,
+        now: Instant,
     ) -> Result<Option<Bytes>> {
         let outcome: Outcome = read.map_err(Arc::new);
         if let Ok(Some(value)) = &outcome {
-            self.near.finish_fill(fill.token, &fill.key, value.clone());
+            self.near
+                .finish_fill(fill.token, &fill.key, value.clone(), now);
         }
         if let Some(flights) = fill.flights.take() {
             flights.finish(&fill.key, &fill.flight, outcome.clone());
@@ -247,13 +255,15 @@ impl Instance {
 
     /// Before writing `key` (the user's key): tells the engine, and returns
     /// the messages to send in the same round trip as the `SET`.
-    pub fn prepare_write(&self, key: &str) -> Result<Outbound> {
-        self.with_engine(|engine, now| engine.handle_write(now, key).map_err(Error::from))
+    pub fn prepare_write(&self, key: &str, now: Instant) -> Result<Outbound> {
+        self.with_engine(now, |engine| {
+            engine.handle_write(now, key).map_err(Error::from)
+        })
     }
 
     /// After Redis acknowledged the write of `value` to `key`.
-    pub fn commit_write(&self, key: &str, value: Bytes) {
-        self.near.write(key, value);
+    pub fn commit_write(&self, key: &str, value: Bytes, now: Instant) {
+        self.near.write(key, value, now);
     }
 
     /// After a write or delete of `key` whose outcome is unknown (it failed
@@ -263,8 +273,10 @@ impl Instance {
     }
 
     /// Before deleting `key`: the invalidation to send with the `DEL`.
-    pub fn prepare_delete(&self, key: &str) -> Result<Outbound> {
-        self.with_engine(|engine, now| engine.handle_delete(now, key).map_err(Error::from))
+    pub fn prepare_delete(&self, key: &str, now: Instant) -> Result<Outbound> {
+        self.with_engine(now, |engine| {
+            engine.handle_delete(now, key).map_err(Error::from)
+        })
     }
 
     /// After Redis deleted `key`.
@@ -280,8 +292,8 @@ impl Instance {
     // ----- the background side -----
 
     /// A message arrived on a subscribed channel.
-    pub fn handle_message(&self, channel: &str, payload: &[u8]) -> Outbound {
-        self.with_engine(|engine, now| {
+    pub fn handle_message(&self, channel: &str, payload: &[u8], now: Instant) -> Outbound {
+        self.with_engine(now, |engine| {
             match engine.handle_message(now, channel, payload) {
                 Ok(Handled::Invalidation { foreign, .. }) if foreign > 0 => {
                     tracing::warn!(
@@ -299,8 +311,8 @@ impl Instance {
     }
 
     /// Runs the engine's due timers; the messages they produced.
-    pub fn handle_timeout(&self) -> Outbound {
-        self.with_engine(|engine, now| {
+    pub fn handle_timeout(&self, now: Instant) -> Outbound {
+        self.with_engine(now, |engine| {
             engine.handle_timeout(now);
             Ok(())
         })
@@ -308,9 +320,8 @@ impl Instance {
     }
 
     /// When [`Instance::handle_timeout`] should run next.
-    pub fn next_deadline(&self) -> Option<StdInstant> {
-        let deadline = lock(&self.engine).poll_timeout()?;
-        Some(self.clock.to_std(deadline))
+    pub fn next_deadline(&self) -> Option<Instant> {
+        lock(&self.engine).poll_timeout()
     }
 
     /// The subscription is confirmed: start using the near cache.
@@ -321,12 +332,12 @@ impl Instance {
 
     /// The subscription was lost: invalidations may be missed from now on, so
     /// drop the near cache and stop using it until [`Instance::subscribed`].
-    pub fn subscription_lost(&self) {
+    pub fn subscription_lost(&self, now: Instant) {
         if self.subscribed.swap(false, Ordering::SeqCst) {
             self.counters.subscription_losses.increment();
         }
         self.near.set_enabled(false);
-        let _ = self.with_engine(|engine, now| {
+        let _ = self.with_engine(now, |engine| {
             engine.handle_subscription_lost(now);
             Ok(())
         });
@@ -337,17 +348,17 @@ impl Instance {
         self.subscribed.load(Ordering::SeqCst)
     }
 
-    /// Starts the engine (timers, writes accepted).
-    pub fn start(&self) {
+    /// Starts the engine (timers, writes accepted); `unix_secs` is the wall
+    /// clock at `now`, for message timestamps.
+    pub fn start(&self, now: Instant, unix_secs: f64) {
         let mut engine = lock(&self.engine);
-        let now = self.clock.now();
-        engine.set_unix_time(now, Clock::unix_now());
+        engine.set_unix_time(now, unix_secs);
         engine.start(now);
     }
 
     /// Stops the engine: the final batch flush to publish.
-    pub fn stop(&self) -> Outbound {
-        self.with_engine(|engine, now| {
+    pub fn stop(&self, now: Instant) -> Outbound {
+        self.with_engine(now, |engine| {
             engine.stop(now);
             Ok(())
         })
@@ -355,8 +366,8 @@ impl Instance {
     }
 
     /// Pins the strategy (`Some`) or lets the controller decide (`None`).
-    pub fn force_strategy(&self, strategy: Option<Strategy>) -> Outbound {
-        self.with_engine(|engine, now| {
+    pub fn force_strategy(&self, strategy: Option<Strategy>, now: Instant) -> Outbound {
+        self.with_engine(now, |engine| {
             engine.force_strategy(now, strategy);
             Ok(())
         })
@@ -399,14 +410,14 @@ impl Instance {
     /// the messages to publish. Switch callbacks run after the lock is released.
     fn with_engine(
         &self,
-        op: impl FnOnce(&mut Engine, aci_core::Instant) -> Result<()>,
+        _now: Instant,
+        op: impl FnOnce(&mut Engine) -> Result<()>,
     ) -> Result<Outbound> {
         let mut out = Outbound::default();
         let mut switches: Vec<SwitchRecord> = Vec::new();
         {
             let mut engine = lock(&self.engine);
-            let now = self.clock.now();
-            let result = op(&mut engine, now);
+            let result = op(&mut engine);
             while let Some(effect) = engine.poll_effect() {
                 self.apply(effect, &mut out, &mut switches);
             }

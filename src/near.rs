@@ -58,7 +58,8 @@ impl Weighter<Key, Entry> for Weigh {
     }
 }
 
-/// Proof that a read began, to hand to [`NearCache::finish_fill`].
+/// Proof that a read or write began, to hand to [`NearCache::finish_fill`]
+/// or [`NearCache::finish_write`].
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FillToken {
     stripe: usize,
@@ -139,16 +140,48 @@ impl NearCache {
         true
     }
 
-    /// This instance wrote `value` to `key` in Redis: cache it (read your
-    /// writes) and condemn reads of the old value still in flight.
-    pub(crate) fn write(&self, key: &str, value: Bytes, now: Instant) {
-        let mut generation = lock(&self.generations[stripe_of(key)]);
+    /// A write of `key` by this instance is about to be sent: condemn reads
+    /// and earlier writes of it in flight, and remember the moment.
+    pub(crate) fn begin_write(&self, key: &str) -> FillToken {
+        let stripe = stripe_of(key);
+        let mut generation = lock(&self.generations[stripe]);
         *generation += 1;
-        if self.enabled.load(Ordering::SeqCst) {
-            self.map.insert(Key::from(key), self.entry(value, now));
-        } else {
-            self.map.remove(key);
+        self.map.remove(key);
+        FillToken {
+            stripe,
+            generation: *generation,
+            epoch: self.epoch.load(Ordering::SeqCst),
         }
+    }
+
+    /// Redis acknowledged the write begun with `token`: cache `value` (read
+    /// your writes) — unless, since the write began, the key was invalidated
+    /// by another instance or written again here, or the cache was dropped.
+    /// Then Redis's order of the competing writes is unknown, so the key is
+    /// dropped instead and the next read asks Redis. Whether it was cached.
+    pub(crate) fn finish_write(
+        &self,
+        token: FillToken,
+        key: &str,
+        value: Bytes,
+        now: Instant,
+    ) -> bool {
+        let mut generation = lock(&self.generations[token.stripe]);
+        let undisturbed = *generation == token.generation
+            && self.epoch.load(Ordering::SeqCst) == token.epoch
+            && self.enabled.load(Ordering::SeqCst);
+        // Either way, reads that began before now may have seen the old value.
+        *generation += 1;
+        if !undisturbed {
+            self.map.remove(key);
+            return false;
+        }
+        self.map.insert(Key::from(key), self.entry(value, now));
+        if self.epoch.load(Ordering::SeqCst) != token.epoch {
+            self.map.remove(key);
+            return false;
+        }
+        true
     }
 
     /// Drops `key` and condemns reads of it in flight.
@@ -242,13 +275,47 @@ mod tests {
         assert_eq!(near.get("k", T0), None);
     }
 
+    fn write(near: &NearCache, key: &str, value: Bytes) -> bool {
+        let token = near.begin_write(key);
+        near.finish_write(token, key, value, T0)
+    }
+
     #[test]
     fn a_fill_raced_by_a_local_write_keeps_the_write() {
         let near = enabled(100, 1 << 20);
         let token = near.begin_fill("k");
-        near.write("k", v("new"), T0);
+        assert!(write(&near, "k", v("new")));
         assert!(!near.finish_fill(token, "k", v("old"), T0));
         assert_eq!(near.get("k", T0).as_deref(), Some(&b"new"[..]));
+    }
+
+    #[test]
+    fn overlapping_local_writes_cache_neither() {
+        // Redis may have applied them in either order.
+        for acks_in_order in [true, false] {
+            let near = enabled(100, 1 << 20);
+            let first = near.begin_write("k");
+            let second = near.begin_write("k");
+            if acks_in_order {
+                assert!(!near.finish_write(first, "k", v("first"), T0));
+                assert!(!near.finish_write(second, "k", v("second"), T0));
+            } else {
+                // The later write's ack first: cached until the earlier ack
+                // shows the two overlapped (one round trip at most).
+                near.finish_write(second, "k", v("second"), T0);
+                assert!(!near.finish_write(first, "k", v("first"), T0));
+            }
+            assert_eq!(near.get("k", T0), None, "in order: {acks_in_order}");
+        }
+    }
+
+    #[test]
+    fn a_write_overtaken_by_a_peer_invalidation_is_not_cached() {
+        let near = enabled(100, 1 << 20);
+        let token = near.begin_write("k");
+        near.invalidate("k"); // a peer's newer write, announced before our ack
+        assert!(!near.finish_write(token, "k", v("ours"), T0));
+        assert_eq!(near.get("k", T0), None);
     }
 
     #[test]
@@ -264,7 +331,7 @@ mod tests {
         let near = NearCache::new(100, 1 << 20, Duration::from_secs(10));
         let token = near.begin_fill("k");
         assert!(!near.finish_fill(token, "k", v("v"), T0));
-        near.write("k", v("v"), T0);
+        assert!(!write(&near, "k", v("v")));
         assert_eq!(near.get("k", T0), None);
     }
 
@@ -272,12 +339,12 @@ mod tests {
     fn bounded_by_entries_and_bytes() {
         let near = enabled(50, 1 << 20);
         for i in 0..1000 {
-            near.write(&format!("k{i}"), v("v"), T0);
+            write(&near, &format!("k{i}"), v("v"));
         }
         assert!(near.len() <= 50, "{} entries", near.len());
         let near = enabled(1_000_000, 10_000);
         for i in 0..1000 {
-            near.write(&format!("k{i}"), Bytes::from(vec![0u8; 500]), T0);
+            write(&near, &format!("k{i}"), Bytes::from(vec![0u8; 500]));
         }
         assert!(near.weight() <= 10_000, "{} bytes", near.weight());
     }

@@ -194,15 +194,20 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
         let instance = &self.shared.instance;
         let value = value.as_ref();
         let stored = instance.settings().stored_key(key);
-        let outbound = instance.prepare_write(key, self.shared.clock.now())?;
+        let write = instance.prepare_write(key, self.shared.clock.now())?;
         let written = self
             .shared
             .transport
-            .set(&stored, value, ttl, &outbound.as_outgoing())
+            .set(&stored, value, ttl, &write.outbound.as_outgoing())
             .await;
         match written {
             Ok(()) => {
-                instance.commit_write(key, Bytes::copy_from_slice(value), self.shared.clock.now());
+                instance.commit_write(
+                    write,
+                    key,
+                    Bytes::copy_from_slice(value),
+                    self.shared.clock.now(),
+                );
                 Ok(())
             }
             Err(e) => {

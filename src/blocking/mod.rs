@@ -202,14 +202,19 @@ impl<T: Transport> AdaptiveCache<T> {
         let instance = &self.shared.instance;
         let value = value.as_ref();
         let stored = instance.settings().stored_key(key);
-        let outbound = instance.prepare_write(key, self.shared.clock.now())?;
+        let write = instance.prepare_write(key, self.shared.clock.now())?;
         match self
             .shared
             .transport
-            .set(&stored, value, ttl, &outbound.as_outgoing())
+            .set(&stored, value, ttl, &write.outbound.as_outgoing())
         {
             Ok(()) => {
-                instance.commit_write(key, Bytes::copy_from_slice(value), self.shared.clock.now());
+                instance.commit_write(
+                    write,
+                    key,
+                    Bytes::copy_from_slice(value),
+                    self.shared.clock.now(),
+                );
                 Ok(())
             }
             Err(e) => {

@@ -30,6 +30,16 @@ use flight::{Flight, Flights, Outcome};
 /// A callback told of every strategy switch: `(from, to)`.
 pub type SwitchCallback = Arc<dyn Fn(Strategy, Strategy) + Send + Sync>;
 
+/// A write this instance is making: the messages to send with the `SET`, and
+/// the token [`Instance::commit_write`] needs once Redis acknowledges it.
+#[derive(Debug)]
+#[must_use = "send the write, then commit or abort it"]
+pub struct PreparedWrite {
+    /// Messages to send in the same round trip as the `SET`.
+    pub outbound: Outbound,
+    token: FillToken,
+}
+
 /// Messages to publish, in order, with the operation that produced them.
 #[derive(Debug, Default)]
 #[must_use = "messages the engine asked to publish"]
@@ -255,15 +265,21 @@ impl Instance {
 
     /// Before writing `key` (the user's key): tells the engine, and returns
     /// the messages to send in the same round trip as the `SET`.
-    pub fn prepare_write(&self, key: &str, now: Instant) -> Result<Outbound> {
-        self.with_engine(now, |engine| {
+    pub fn prepare_write(&self, key: &str, now: Instant) -> Result<PreparedWrite> {
+        let outbound = self.with_engine(now, |engine| {
             engine.handle_write(now, key).map_err(Error::from)
+        })?;
+        Ok(PreparedWrite {
+            outbound,
+            token: self.near.begin_write(key),
         })
     }
 
-    /// After Redis acknowledged the write of `value` to `key`.
-    pub fn commit_write(&self, key: &str, value: Bytes, now: Instant) {
-        self.near.write(key, value, now);
+    /// After Redis acknowledged the write of `value` to `key`: cache it (read
+    /// your writes) unless a competing write or invalidation of the key
+    /// happened meanwhile, in which case the key is dropped instead.
+    pub fn commit_write(&self, write: PreparedWrite, key: &str, value: Bytes, now: Instant) {
+        self.near.finish_write(write.token, key, value, now);
     }
 
     /// After a write or delete of `key` whose outcome is unknown (it failed

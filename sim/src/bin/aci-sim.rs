@@ -1,0 +1,212 @@
+//! `aci-sim`: run a scenario through the deterministic fleet simulator, or
+//! compare fixed strategies against the adaptive policy. No Redis needed.
+//!
+//! ```text
+//! aci-sim run --scenario ramp [--seed N] [--instances N] [--duration 600s] [--csv FILE] [--svg FILE]
+//! aci-sim compare --scenario burst [--seed N] [--instances N] [--duration 600s]
+//! aci-sim list
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use aci_core::Duration;
+use aci_sim::scenario::{self, Scenario};
+use aci_sim::{report, svg, Sim};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(
+    name = "aci-sim",
+    version,
+    about = "Deterministic fleet simulator for aci-cache"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one scenario and print its report.
+    Run {
+        #[command(flatten)]
+        common: Common,
+        /// Write the timeline (1 s samples) as CSV.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Draw write rate and strategies over time as SVG.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
+    /// Run one seed under always-ttl, always-batched, always-eager and adaptive.
+    Compare {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List the scenarios.
+    List,
+}
+
+#[derive(Args)]
+struct Common {
+    /// steady-low, ramp, hover, burst, lossy, partition, controller-crash, follower-load.
+    #[arg(long, value_parser = parse_scenario)]
+    scenario: Scenario,
+    /// The seed (SIM_SEED also sets it).
+    #[arg(long, env = "SIM_SEED", default_value_t = 1)]
+    seed: u64,
+    /// Instances in the fleet; instance 0 is the controller.
+    #[arg(long, default_value_t = 5)]
+    instances: usize,
+    /// Simulated time: 600s, 10m, 1h.
+    #[arg(long, default_value = "600s", value_parser = parse_duration)]
+    duration: Duration,
+}
+
+fn parse_scenario(name: &str) -> Result<Scenario, String> {
+    Scenario::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = Scenario::ALL.iter().map(|(_, n)| *n).collect();
+        format!("unknown scenario; one of: {}", names.join(", "))
+    })
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(text.len()),
+    );
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("not a duration: {text:?} (try 600s, 10m, 1h)"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1e3,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("unknown unit {unit:?} (s, ms, m, h)")),
+    };
+    if !(seconds > 0.0 && seconds.is_finite()) {
+        return Err("the duration must be positive".into());
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn progress_bar(show: bool) -> Option<ProgressBar> {
+    show.then(|| {
+        let bar = ProgressBar::new(1000);
+        bar.set_style(
+            ProgressStyle::with_template("{msg:>16} [{bar:40}] {percent:>3}% {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::List => {
+            for (_, name) in Scenario::ALL {
+                println!("{name}");
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Run {
+            common,
+            csv,
+            svg: svg_path,
+        } => {
+            let config = scenario::config(
+                common.scenario,
+                common.seed,
+                common.instances,
+                common.duration,
+            );
+            let started = Instant::now();
+            // Runs longer than a second get a progress bar; guess from the event volume.
+            let bar =
+                progress_bar(common.duration.as_secs_f64() * common.instances as f64 > 20_000.0);
+            if let Some(b) = &bar {
+                b.set_message(common.scenario.name());
+            }
+            let result = Sim::new(config.clone()).and_then(|sim| {
+                sim.run(|f| {
+                    if let Some(b) = &bar {
+                        b.set_position((f * 1000.0) as u64);
+                    }
+                })
+            });
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let obs = match result {
+                Ok(obs) => obs,
+                Err(e) => {
+                    eprintln!("aci-sim: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            print!(
+                "{}",
+                report::run_report(common.scenario.name(), &config, &obs, started.elapsed())
+            );
+            if let Some(path) = csv {
+                if let Err(e) = std::fs::write(&path, report::csv(&obs)) {
+                    eprintln!("aci-sim: cannot write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+                println!("timeline written to {}", path.display());
+            }
+            if let Some(path) = svg_path {
+                let title = format!("{} (seed {})", common.scenario.name(), common.seed);
+                if let Err(e) = svg::draw(&obs, &title, &path) {
+                    eprintln!("aci-sim: cannot draw {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+                println!("chart written to {}", path.display());
+            }
+            if obs.violation_count > 0 {
+                eprintln!(
+                    "aci-sim: invariants violated (replay with SIM_SEED={})",
+                    common.seed
+                );
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Compare { common } => {
+            let config = scenario::config(
+                common.scenario,
+                common.seed,
+                common.instances,
+                common.duration,
+            );
+            let bar = progress_bar(true);
+            let runs = scenario::compare(&config, |name, f| {
+                if let Some(b) = &bar {
+                    b.set_message(name.to_owned());
+                    b.set_position((f * 1000.0) as u64);
+                }
+            });
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            match runs {
+                Ok(runs) => {
+                    print!(
+                        "{}",
+                        report::compare_report(common.scenario.name(), &config, &runs)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("aci-sim: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

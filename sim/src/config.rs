@@ -1,0 +1,87 @@
+//! One struct for a whole run.
+
+use aci_core::{Duration, Strategy};
+
+use crate::faults::Faults;
+use crate::workload::Workload;
+
+/// How the fleet chooses its strategy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// The controller decides from the write rate (the product).
+    Adaptive,
+    /// One strategy, pinned on every instance (the baselines of `compare`).
+    Fixed(Strategy),
+}
+
+impl std::fmt::Display for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Policy::Adaptive => f.write_str("adaptive"),
+            Policy::Fixed(s) => write!(f, "always-{s}"),
+        }
+    }
+}
+
+/// The cache parameters every simulated instance gets (the builder's names).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CacheParams {
+    /// Writes/s above which the fleet goes eager.
+    pub high_threshold: f64,
+    /// Writes/s below which it goes to ttl.
+    pub low_threshold: f64,
+    /// TTL of values in Redis.
+    pub default_ttl: Duration,
+    /// Lifetime of near-cache entries.
+    pub local_ttl: Duration,
+    /// Time between batched invalidations.
+    pub batch_interval: Duration,
+    /// Time between controller decisions.
+    pub controller_interval: Duration,
+    /// Window of the write rate.
+    pub sliding_window: Duration,
+    /// Hysteresis fraction.
+    pub hysteresis: f64,
+    /// Near-cache capacity in entries.
+    pub near_cache_max_entries: usize,
+}
+
+impl Default for CacheParams {
+    /// The original's defaults.
+    fn default() -> Self {
+        CacheParams {
+            high_threshold: 50.0,
+            low_threshold: 10.0,
+            default_ttl: Duration::from_secs(10),
+            local_ttl: Duration::from_secs(10),
+            batch_interval: Duration::from_millis(2500),
+            controller_interval: Duration::from_secs(3),
+            sliding_window: Duration::from_secs(5),
+            hysteresis: 0.2,
+            near_cache_max_entries: 100_000,
+        }
+    }
+}
+
+/// Everything that defines a run; with the seed, it defines it bit for bit.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// The seed of the run's one random stream.
+    pub seed: u64,
+    /// Instances in the fleet; instance 0 is the controller.
+    pub instances: usize,
+    /// Virtual time simulated.
+    pub duration: Duration,
+    /// The traffic.
+    pub workload: Workload,
+    /// The faults.
+    pub faults: Faults,
+    /// Adaptive, or one strategy pinned.
+    pub policy: Policy,
+    /// Cache parameters.
+    pub cache: CacheParams,
+    /// Timeline sampling period.
+    pub sample_every: Duration,
+    /// Most events a run may process before it fails loudly.
+    pub max_events: u64,
+}

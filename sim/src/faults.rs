@@ -1,0 +1,103 @@
+//! Every fault knob in one struct, and the link model that applies them.
+//!
+//! A message from Redis to a subscriber passes through a chain of link
+//! stages — latency (delay), loss (drop), duplication — and a partition
+//! fails everything between an instance and Redis for a while. Each stage is
+//! a plain function of the random stream, so a run is a seed.
+
+use aci_core::{Duration, Instant};
+
+use crate::rng::SimRng;
+
+/// An instance cut off from Redis for a while: commands fail, the
+/// subscription drops, messages to it are lost; then it reconnects.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outage {
+    /// Which instance.
+    pub instance: usize,
+    /// When it starts (seconds).
+    pub at: f64,
+    /// How long it lasts (seconds).
+    pub duration: f64,
+}
+
+/// The fault settings of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Faults {
+    /// Smallest one-way latency between an instance and Redis.
+    pub latency_min: Duration,
+    /// Mean of the exponential part added to it.
+    pub latency_mean_extra: Duration,
+    /// Largest one-way latency (the tail is cut here, so bounds are finite).
+    pub latency_max: Duration,
+    /// Probability that a Pub/Sub message to one subscriber is lost.
+    pub loss: f64,
+    /// Probability that it is delivered twice.
+    pub duplication: f64,
+    /// Partitions / subscriber disconnects.
+    pub outages: Vec<Outage>,
+    /// The controller (instance 0) crashes at this time (seconds)…
+    pub controller_crash_at: Option<f64>,
+    /// …and comes back (as a new process, empty near cache) after this long.
+    pub controller_restart_after: Option<f64>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            latency_min: Duration::from_micros(200),
+            latency_mean_extra: Duration::from_micros(300),
+            latency_max: Duration::from_millis(5),
+            loss: 0.0,
+            duplication: 0.0,
+            outages: Vec::new(),
+            controller_crash_at: None,
+            controller_restart_after: None,
+        }
+    }
+}
+
+/// What the link does with one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Lost.
+    Drop,
+    /// Arrives at this time.
+    At(Instant),
+    /// Arrives twice.
+    Twice(Instant, Instant),
+}
+
+impl Faults {
+    /// A one-way latency.
+    pub fn latency(&self, rng: &mut SimRng) -> Duration {
+        let extra = rng.exponential(self.latency_mean_extra.as_nanos() as f64) as u64;
+        Duration::from_nanos(self.latency_min.as_nanos().saturating_add(extra))
+            .min(self.latency_max)
+    }
+
+    /// The fate of one Pub/Sub message published at `now`, on its way to one subscriber.
+    pub fn deliver(&self, now: Instant, rng: &mut SimRng) -> Delivery {
+        if rng.chance(self.loss) {
+            return Delivery::Drop;
+        }
+        let first = now + self.latency(rng);
+        if rng.chance(self.duplication) {
+            Delivery::Twice(first, now + self.latency(rng))
+        } else {
+            Delivery::At(first)
+        }
+    }
+
+    /// Whether `instance` is cut off from Redis at `t` seconds.
+    pub fn partitioned(&self, instance: usize, t: f64) -> bool {
+        self.outages
+            .iter()
+            .any(|o| o.instance == instance && t >= o.at && t < o.at + o.duration)
+    }
+
+    /// Whether any fault can make an instance miss an invalidation silently.
+    pub fn lossy(&self) -> bool {
+        self.loss > 0.0
+    }
+}

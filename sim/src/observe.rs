@@ -1,0 +1,166 @@
+//! What a run measured, and the invariants it checked as it went.
+
+use aci_core::{Duration, Instant, Strategy};
+
+/// Staleness ages of one strategy's stale reads.
+#[derive(Clone, Debug, Default)]
+pub struct Ages {
+    nanos: Vec<u64>,
+}
+
+impl Ages {
+    pub(crate) fn push(&mut self, age: Duration) {
+        self.nanos.push(age.as_nanos());
+    }
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.nanos.len()
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.nanos.is_empty()
+    }
+    /// The `p`-quantile (0..=1), zero when empty.
+    pub fn quantile(&self, p: f64) -> Duration {
+        if self.nanos.is_empty() {
+            return Duration::ZERO;
+        }
+        let mut sorted = self.nanos.clone();
+        sorted.sort_unstable();
+        Duration::from_nanos(
+            sorted[((sorted.len() - 1) as f64 * p.clamp(0.0, 1.0)).round() as usize],
+        )
+    }
+    /// The largest.
+    pub fn max(&self) -> Duration {
+        Duration::from_nanos(self.nanos.iter().copied().max().unwrap_or(0))
+    }
+}
+
+/// Reads by the strategy the reading instance was in.
+#[derive(Clone, Debug, Default)]
+pub struct ReadStats {
+    /// Reads answered (hits and completed misses).
+    pub reads: u64,
+    /// Near-cache hits.
+    pub hits: u64,
+    /// Hits that served a superseded version.
+    pub stale: u64,
+    /// How far behind the stale ones were.
+    pub ages: Ages,
+}
+
+/// One point of the timeline, for CSV and SVG.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// Seconds since the start.
+    pub t: f64,
+    /// The workload's write rate at `t` (writes/s).
+    pub offered_write_rate: f64,
+    /// The controller's measured write rate (writes/s).
+    pub measured_write_rate: f64,
+    /// Each instance's strategy (`None` while crashed).
+    pub strategies: Vec<Option<Strategy>>,
+}
+
+/// Everything a run observed.
+#[derive(Clone, Debug, Default)]
+pub struct Observations {
+    /// Reads, by the reader's strategy (indexed by `Strategy::index`).
+    pub by_strategy: [ReadStats; 3],
+    /// Reads that shared another read of the same key (single-flight).
+    pub coalesced_reads: u64,
+    /// Reads that failed (the instance was cut off).
+    pub failed_reads: u64,
+    /// Writes acknowledged by Redis.
+    pub writes_acked: u64,
+    /// Writes that failed (cut off) or were refused.
+    pub failed_writes: u64,
+    /// Invalidation messages published.
+    pub invalidations: u64,
+    /// Their bytes.
+    pub invalidation_bytes: u64,
+    /// Strategy decisions published.
+    pub decisions: u64,
+    /// Their bytes.
+    pub decision_bytes: u64,
+    /// Deliveries of messages to subscribers.
+    pub deliveries: u64,
+    /// Deliveries lost to the link.
+    pub lost_deliveries: u64,
+    /// Strategy changes, every instance counted.
+    pub switches: u64,
+    /// `(seconds, instance, strategy)` for every change.
+    pub timeline: Vec<(f64, usize, Strategy)>,
+    /// For each controller decision that changed the strategy: seconds until
+    /// every live, connected instance had it.
+    pub convergence: Vec<f64>,
+    /// For each sharp load change: seconds until the whole fleet had switched.
+    pub load_change_to_switch: Vec<f64>,
+    /// Seconds during which the live instances did not all agree.
+    pub disagreement: f64,
+    /// Invariant violations, described (the first 50).
+    pub violations: Vec<String>,
+    /// Violations in all.
+    pub violation_count: u64,
+    /// Timeline samples.
+    pub samples: Vec<Sample>,
+    /// Events processed.
+    pub events: u64,
+    /// A hash of every event and its outcome: equal for equal runs.
+    pub trace_hash: u64,
+}
+
+impl Observations {
+    pub(crate) fn violation(&mut self, at: Instant, what: String) {
+        self.violation_count += 1;
+        if self.violations.len() < 50 {
+            self.violations.push(format!("{at}: {what}"));
+        }
+    }
+
+    /// All reads.
+    pub fn reads(&self) -> u64 {
+        self.by_strategy.iter().map(|s| s.reads).sum()
+    }
+
+    /// All stale reads.
+    pub fn stale(&self) -> u64 {
+        self.by_strategy.iter().map(|s| s.stale).sum()
+    }
+
+    /// All stale-read ages together.
+    pub fn all_ages(&self) -> Ages {
+        Ages {
+            nanos: self
+                .by_strategy
+                .iter()
+                .flat_map(|s| s.ages.nanos.iter().copied())
+                .collect(),
+        }
+    }
+
+    /// Hits over reads.
+    pub fn hit_ratio(&self) -> f64 {
+        let hits: u64 = self.by_strategy.iter().map(|s| s.hits).sum();
+        hits as f64 / self.reads().max(1) as f64
+    }
+}
+
+/// FNV-1a, folded over the trace.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TraceHash(pub(crate) u64);
+
+impl Default for TraceHash {
+    fn default() -> Self {
+        TraceHash(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl TraceHash {
+    pub(crate) fn add(&mut self, value: u64) {
+        for b in value.to_le_bytes() {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}

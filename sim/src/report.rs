@@ -1,0 +1,172 @@
+//! Text reports and CSV.
+
+use std::fmt::Write as _;
+
+use aci_core::{Duration, Strategy};
+
+use crate::config::{Policy, SimConfig};
+use crate::observe::Observations;
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn percentile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// The report of one run.
+pub fn run_report(
+    name: &str,
+    config: &SimConfig,
+    obs: &Observations,
+    wall: std::time::Duration,
+) -> String {
+    let mut out = String::new();
+    let secs = config.duration.as_secs_f64();
+    let _ = writeln!(
+        out,
+        "scenario {name}  seed {}  instances {}  simulated {secs:.0} s  events {}  wall {:.2} s ({:.1} M events/s)",
+        config.seed,
+        config.instances,
+        obs.events,
+        wall.as_secs_f64(),
+        obs.events as f64 / wall.as_secs_f64().max(1e-9) / 1e6
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "| reader's strategy | reads | near-cache hits | stale reads | stale age p50 | p99 | max |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    for s in Strategy::ALL {
+        let r = &obs.by_strategy[s.index()];
+        let _ = writeln!(
+            out,
+            "| {s} | {} | {} | {} | {} | {} | {} |",
+            r.reads,
+            r.hits,
+            r.stale,
+            ms(r.ages.quantile(0.5)),
+            ms(r.ages.quantile(0.99)),
+            ms(r.ages.max())
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "messages published: {} invalidations ({} bytes), {} decisions ({} bytes); deliveries {} (lost {})",
+        obs.invalidations, obs.invalidation_bytes, obs.decisions, obs.decision_bytes, obs.deliveries, obs.lost_deliveries
+    );
+    let _ = writeln!(
+        out,
+        "writes acknowledged {}, failed {}; reads failed {}, coalesced {}; hit ratio {:.1}%",
+        obs.writes_acked,
+        obs.failed_writes,
+        obs.failed_reads,
+        obs.coalesced_reads,
+        obs.hit_ratio() * 100.0
+    );
+    let controller: Vec<String> = obs
+        .timeline
+        .iter()
+        .filter(|(_, i, _)| *i == 0)
+        .map(|(t, _, s)| format!("{t:.1}s→{s}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "controller strategy: {}",
+        if controller.is_empty() {
+            "ttl throughout".to_owned()
+        } else {
+            controller.join(", ")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "switches (all instances) {}; fleet converged after a decision in p50 {:.1} ms / max {:.1} ms; disagreeing {:.1} s in all",
+        obs.switches,
+        percentile(&obs.convergence, 0.5) * 1e3,
+        percentile(&obs.convergence, 1.0) * 1e3,
+        obs.disagreement
+    );
+    if !obs.load_change_to_switch.is_empty() {
+        let changes: Vec<String> = obs
+            .load_change_to_switch
+            .iter()
+            .map(|s| format!("{s:.1} s"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "load change → whole fleet switched: {}",
+            changes.join(", ")
+        );
+    }
+    let _ = writeln!(out, "invariant violations: {}", obs.violation_count);
+    for v in &obs.violations {
+        let _ = writeln!(out, "  {v}");
+    }
+    let _ = writeln!(out, "trace hash {:016x}", obs.trace_hash);
+    out
+}
+
+/// The side-by-side table of `compare`.
+pub fn compare_report(name: &str, config: &SimConfig, runs: &[(Policy, Observations)]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "scenario {name}  seed {}  instances {}  simulated {:.0} s",
+        config.seed,
+        config.instances,
+        config.duration.as_secs_f64()
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "| policy | messages | bytes | stale reads | stale p99 | stale max | hit ratio |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    for (policy, obs) in runs {
+        let ages = obs.all_ages();
+        let _ = writeln!(
+            out,
+            "| {policy} | {} | {} | {} ({:.2}%) | {} | {} | {:.1}% |",
+            obs.invalidations + obs.decisions,
+            obs.invalidation_bytes + obs.decision_bytes,
+            obs.stale(),
+            obs.stale() as f64 / obs.reads().max(1) as f64 * 100.0,
+            ms(ages.quantile(0.99)),
+            ms(ages.max()),
+            obs.hit_ratio() * 100.0
+        );
+    }
+    out
+}
+
+/// The timeline as CSV: time, offered and measured write rate, each instance's strategy.
+pub fn csv(obs: &Observations) -> String {
+    let mut out = String::new();
+    let n = obs.samples.first().map_or(0, |s| s.strategies.len());
+    let _ = write!(out, "t,offered_write_rate,measured_write_rate");
+    for i in 0..n {
+        let _ = write!(out, ",strategy_{i}");
+    }
+    let _ = writeln!(out);
+    for s in &obs.samples {
+        let _ = write!(
+            out,
+            "{:.3},{:.3},{:.3}",
+            s.t, s.offered_write_rate, s.measured_write_rate
+        );
+        for st in &s.strategies {
+            let _ = write!(out, ",{}", st.map_or("down", Strategy::as_str));
+        }
+        let _ = writeln!(out);
+    }
+    out
+}

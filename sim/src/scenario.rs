@@ -1,0 +1,157 @@
+//! The built-in scenarios, and `compare`.
+
+use aci_core::{Duration, Strategy};
+
+use crate::config::{CacheParams, Policy, SimConfig};
+use crate::faults::{Faults, Outage};
+use crate::workload::{Keys, Shape, Workload, Writers};
+use crate::{Observations, Sim, SimError};
+
+/// A named traffic and fault pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// 5 writes/s: ttl throughout.
+    SteadyLow,
+    /// 0 → 200 writes/s → 0 in three equal phases.
+    Ramp,
+    /// Oscillating ±10% around the high threshold (50 writes/s).
+    Hover,
+    /// 2 writes/s with 150 writes/s bursts of 10 s every minute.
+    Burst,
+    /// 30 writes/s (batched) over a link losing 5% and duplicating 2% of messages.
+    Lossy,
+    /// 100 writes/s (eager); instances 1 and 2 are cut off from Redis for a while.
+    Partition,
+    /// 100 writes/s; the controller crashes at 40% of the run, back 30 s later.
+    ControllerCrash,
+    /// 100 writes/s, all on the followers: the controller sees none of them.
+    FollowerLoad,
+}
+
+impl Scenario {
+    /// Every scenario, with its command-line name.
+    pub const ALL: [(Scenario, &'static str); 8] = [
+        (Scenario::SteadyLow, "steady-low"),
+        (Scenario::Ramp, "ramp"),
+        (Scenario::Hover, "hover"),
+        (Scenario::Burst, "burst"),
+        (Scenario::Lossy, "lossy"),
+        (Scenario::Partition, "partition"),
+        (Scenario::ControllerCrash, "controller-crash"),
+        (Scenario::FollowerLoad, "follower-load"),
+    ];
+
+    /// The scenario called `name`.
+    pub fn parse(name: &str) -> Option<Scenario> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(s, _)| *s)
+    }
+
+    /// Its command-line name.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(s, _)| *s == self)
+            .map_or("?", |(_, n)| n)
+    }
+}
+
+/// The configuration of `scenario` for a seed, fleet size and duration.
+pub fn config(scenario: Scenario, seed: u64, instances: usize, duration: Duration) -> SimConfig {
+    let d = duration.as_secs_f64();
+    let mut faults = Faults::default();
+    // The controller decides on the writes it sees; until the fleet-wide rate
+    // lands, the scenarios put the writes where it sees them, except
+    // `follower-load`, which exists to show what happens otherwise.
+    let mut writers = Writers::Controller;
+    let writes = match scenario {
+        Scenario::SteadyLow => Shape::Constant(5.0),
+        Scenario::Ramp => Shape::Ramp {
+            peak: 200.0,
+            up: d / 3.0,
+            hold: d / 3.0,
+            down: d / 3.0,
+        },
+        Scenario::Hover => Shape::Sine {
+            mean: 50.0,
+            amplitude: 5.0,
+            period: 60.0,
+        },
+        Scenario::Burst => Shape::Bursts {
+            base: 2.0,
+            burst: 150.0,
+            every: 60.0,
+            length: 10.0,
+        },
+        Scenario::Lossy => {
+            faults.loss = 0.05;
+            faults.duplication = 0.02;
+            Shape::Constant(30.0)
+        }
+        Scenario::Partition => {
+            faults.outages = vec![
+                Outage {
+                    instance: 1,
+                    at: d * 0.3,
+                    duration: 20.0,
+                },
+                Outage {
+                    instance: 2 % instances.max(1),
+                    at: d * 0.6,
+                    duration: 5.0,
+                },
+            ];
+            Shape::Constant(100.0)
+        }
+        Scenario::ControllerCrash => {
+            faults.controller_crash_at = Some(d * 0.4);
+            faults.controller_restart_after = Some(30.0);
+            Shape::Constant(100.0)
+        }
+        Scenario::FollowerLoad => {
+            writers = Writers::Followers;
+            Shape::Constant(100.0)
+        }
+    };
+    SimConfig {
+        seed,
+        instances: instances.max(1),
+        duration,
+        workload: Workload {
+            writes,
+            reads: Shape::Constant(1_000.0),
+            writers,
+            keys: Keys::zipf(2_000, 0.9),
+        },
+        faults,
+        policy: Policy::Adaptive,
+        cache: CacheParams::default(),
+        sample_every: Duration::from_secs(1),
+        max_events: 2_000_000_000,
+    }
+}
+
+/// The same seed under always-ttl, always-batched, always-eager and adaptive.
+pub fn compare(
+    config: &SimConfig,
+    mut progress: impl FnMut(&str, f64),
+) -> Result<Vec<(Policy, Observations)>, SimError> {
+    let policies = [
+        Policy::Fixed(Strategy::Ttl),
+        Policy::Fixed(Strategy::Batched),
+        Policy::Fixed(Strategy::Eager),
+        Policy::Adaptive,
+    ];
+    policies
+        .into_iter()
+        .map(|policy| {
+            let name = policy.to_string();
+            let run = SimConfig {
+                policy,
+                ..config.clone()
+            };
+            Sim::new(run)?
+                .run(|f| progress(&name, f))
+                .map(|obs| (policy, obs))
+        })
+        .collect()
+}

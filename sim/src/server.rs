@@ -1,0 +1,76 @@
+//! The simulated Redis: versioned values with TTL, and the history needed to
+//! say how stale a read was.
+
+use aci_core::{Duration, Instant, Strategy};
+
+#[derive(Clone, Debug, Default)]
+struct KeyState {
+    /// `(committed at, writer's strategy, writer)` of version `i + 1`.
+    history: Vec<(Instant, Strategy, usize)>,
+}
+
+/// Keys are indices; a value is its version number (1, 2, …).
+#[derive(Clone, Debug)]
+pub(crate) struct Server {
+    keys: Vec<KeyState>,
+    ttl: Duration,
+}
+
+impl Server {
+    pub(crate) fn new(keys: usize, ttl: Duration) -> Self {
+        Server {
+            keys: vec![KeyState::default(); keys.max(1)],
+            ttl,
+        }
+    }
+
+    /// `SET key … PX ttl`: the new version.
+    pub(crate) fn set(
+        &mut self,
+        key: usize,
+        now: Instant,
+        strategy: Strategy,
+        writer: usize,
+    ) -> u64 {
+        let k = &mut self.keys[key];
+        k.history.push((now, strategy, writer));
+        k.history.len() as u64
+    }
+
+    /// `GET key` as it ran at `at` (now or earlier): the version, if
+    /// present and not expired then.
+    pub(crate) fn get(&self, key: usize, at: Instant) -> Option<u64> {
+        let history = &self.keys[key].history;
+        let written = history.partition_point(|(t, _, _)| *t <= at);
+        let (committed, _, _) = history.get(written.checked_sub(1)?)?;
+        (at < *committed + self.ttl).then_some(written as u64)
+    }
+
+    /// If `version` of `key` has been superseded: when, and by whom in which strategy.
+    pub(crate) fn superseded(
+        &self,
+        key: usize,
+        version: u64,
+    ) -> Option<(Instant, Strategy, usize)> {
+        self.keys[key].history.get(version as usize).copied()
+    }
+
+    /// Every key still alive answers its latest acknowledged version: the
+    /// only mutation the server offers the fleet is `SET`, and nothing undid one.
+    pub(crate) fn check_latest(&self, now: Instant) -> Result<(), String> {
+        for (i, k) in self.keys.iter().enumerate() {
+            if !k.history.windows(2).all(|w| w[0].0 <= w[1].0) {
+                return Err(format!("k{i}: versions committed out of order"));
+            }
+            let latest = k.history.len() as u64;
+            let alive = k
+                .history
+                .last()
+                .is_some_and(|(t, _, _)| now < *t + self.ttl);
+            if alive && self.get(i, now) != Some(latest) {
+                return Err(format!("k{i}: Redis lost version {latest}"));
+            }
+        }
+        Ok(())
+    }
+}

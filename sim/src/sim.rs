@@ -1,0 +1,947 @@
+//! The run loop: a virtual clock, one random stream, a simulated Redis, and
+//! the fleet's instances — each the real [`Instance`] of `aci-cache`, the code
+//! the blocking and async caches run — exchanging messages as events.
+//!
+//! The loop pops the earliest event, advances the clock to it, handles it and
+//! schedules what follows (a reply after a latency, a delivery per
+//! subscriber, the instance's next timer). Ties are broken by scheduling
+//! order, so a seed determines the run bit for bit.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use aci_cache::instance::{Fill, Instance, Lookup, Outbound, PreparedWrite};
+use aci_cache::transports::TransportError;
+use aci_cache::{Builder, Role};
+use aci_core::{Duration, Instant, Strategy};
+use bytes::Bytes;
+
+use crate::config::{Policy, SimConfig};
+use crate::observe::{Observations, Sample, TraceHash};
+use crate::rng::SimRng;
+use crate::server::Server;
+use crate::workload::Writers;
+
+/// A failed run: the invariant or limit broken, and how to replay it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimError {
+    /// What went wrong.
+    pub message: String,
+    /// The seed, for `SIM_SEED=…`.
+    pub seed: u64,
+}
+
+impl std::fmt::Display for SimError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (replay with SIM_SEED={})", self.message, self.seed)
+    }
+}
+
+impl std::error::Error for SimError {}
+
+enum Event {
+    WriteArrival,
+    ReadArrival,
+    WriteAtServer {
+        node: usize,
+        life: u32,
+        key: usize,
+        strategy: Strategy,
+        write: PreparedWrite,
+    },
+    WriteAck {
+        node: usize,
+        life: u32,
+        key: usize,
+        version: u64,
+        write: PreparedWrite,
+    },
+    /// The GET ran at `exec` (one hop after it was sent) and its answer arrives now.
+    ReadReply {
+        node: usize,
+        life: u32,
+        read: usize,
+        exec: Instant,
+    },
+    PublishAtServer {
+        node: usize,
+        outbound: Outbound,
+    },
+    Deliver {
+        node: usize,
+        life: u32,
+        channel: usize,
+        payload: Bytes,
+    },
+    Timer {
+        node: usize,
+        life: u32,
+        at: Instant,
+    },
+    OutageStart {
+        node: usize,
+    },
+    OutageEnd {
+        node: usize,
+    },
+    Crash,
+    Restart,
+    Sample,
+    ConvergenceCheck {
+        strategy: Strategy,
+        since: Instant,
+    },
+}
+
+/// A heap entry: small, so the heap moves little; the event waits in a slab.
+struct Scheduled {
+    at: Instant,
+    seq: u64,
+    slot: u32,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+struct Node {
+    instance: Instance,
+    /// Bumped on crash: events of an earlier life are ignored.
+    life: u32,
+    alive: bool,
+    subscribed: bool,
+    timer_at: Option<Instant>,
+    strategy: Strategy,
+}
+
+/// One simulation run.
+pub struct Sim {
+    config: SimConfig,
+    now: Instant,
+    seq: u64,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    events: Vec<Option<Event>>,
+    free_events: Vec<u32>,
+    rng: SimRng,
+    nodes: Vec<Node>,
+    server: Server,
+    keys: Vec<String>,
+    channels: [String; 2],
+    /// Reads in flight: the leader's fill and the key index.
+    reads: Vec<Option<(Fill, usize)>>,
+    free_reads: Vec<usize>,
+    obs: Observations,
+    trace: TraceHash,
+    disagree_since: Option<Instant>,
+    pending_changes: Vec<f64>,
+}
+
+const INVALIDATION: usize = 0;
+const STRATEGY: usize = 1;
+
+impl Sim {
+    /// A run, ready to start.
+    pub fn new(config: SimConfig) -> Result<Sim, SimError> {
+        let mut rng = SimRng::new(config.seed);
+        let fail = |message: String| SimError {
+            message,
+            seed: config.seed,
+        };
+        let probe = settings(&config, 0, &mut rng).map_err(|e| fail(e.to_string()))?;
+        let channels = [
+            probe.core().invalidation_channel().to_owned(),
+            probe.core().strategy_channel().to_owned(),
+        ];
+        let mut nodes = Vec::with_capacity(config.instances);
+        for i in 0..config.instances.max(1) {
+            let s = settings(&config, i, &mut rng).map_err(|e| fail(e.to_string()))?;
+            let instance = Instance::new(s).map_err(|e| fail(e.to_string()))?;
+            nodes.push(Node {
+                instance,
+                life: 0,
+                alive: true,
+                subscribed: false,
+                timer_at: None,
+                strategy: Strategy::Ttl,
+            });
+        }
+        let keys = (0..config.workload.keys.len())
+            .map(|k| format!("k{k}"))
+            .collect();
+        let pending_changes = config.workload.writes.changes();
+        Ok(Sim {
+            server: Server::new(config.workload.keys.len(), config.cache.default_ttl),
+            now: Instant::ZERO,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            events: Vec::new(),
+            free_events: Vec::new(),
+            rng,
+            nodes,
+            keys,
+            channels,
+            reads: Vec::new(),
+            free_reads: Vec::new(),
+            obs: Observations::default(),
+            trace: TraceHash::default(),
+            disagree_since: None,
+            pending_changes,
+            config,
+        })
+    }
+
+    /// Runs to the end; `progress` is told the fraction done now and then.
+    pub fn run(mut self, mut progress: impl FnMut(f64)) -> Result<Observations, SimError> {
+        self.start();
+        let end = Instant::ZERO + self.config.duration;
+        let mut next_report = 0u64;
+        while let Some(Reverse(scheduled)) = self.queue.pop() {
+            if scheduled.at > end {
+                break;
+            }
+            self.now = scheduled.at;
+            self.obs.events += 1;
+            if self.obs.events > self.config.max_events {
+                return Err(self.error(format!(
+                    "more than {} events: a runaway loop",
+                    self.config.max_events
+                )));
+            }
+            let Some(event) = self.events[scheduled.slot as usize].take() else {
+                continue;
+            };
+            self.free_events.push(scheduled.slot);
+            self.handle(event);
+            if self.obs.events >= next_report {
+                next_report += 50_000;
+                progress(self.now.as_nanos() as f64 / end.as_nanos().max(1) as f64);
+            }
+        }
+        self.now = end;
+        self.finish();
+        Ok(self.obs)
+    }
+
+    fn error(&self, message: String) -> SimError {
+        SimError {
+            message,
+            seed: self.config.seed,
+        }
+    }
+
+    fn schedule(&mut self, at: Instant, event: Event) {
+        self.seq += 1;
+        let slot = match self.free_events.pop() {
+            Some(slot) => {
+                self.events[slot as usize] = Some(event);
+                slot
+            }
+            None => {
+                self.events.push(Some(event));
+                (self.events.len() - 1) as u32
+            }
+        };
+        self.queue.push(Reverse(Scheduled {
+            at,
+            seq: self.seq,
+            slot,
+        }));
+    }
+
+    fn secs(&self) -> f64 {
+        self.now.as_nanos() as f64 / 1e9
+    }
+
+    fn start(&mut self) {
+        for i in 0..self.nodes.len() {
+            let node = &mut self.nodes[i];
+            node.instance.start(Instant::ZERO, 1.8e9);
+            node.instance.subscribed();
+            node.subscribed = true;
+            if let Policy::Fixed(s) = self.config.policy {
+                let out = node.instance.force_strategy(Some(s), Instant::ZERO);
+                self.publish_from(i, out);
+            }
+            self.after(i);
+        }
+        self.schedule(Instant::ZERO, Event::WriteArrival);
+        self.schedule(Instant::ZERO, Event::ReadArrival);
+        self.schedule(Instant::ZERO, Event::Sample);
+        for o in self.config.faults.outages.clone() {
+            if o.instance < self.nodes.len() {
+                self.schedule(at_secs(o.at), Event::OutageStart { node: o.instance });
+                self.schedule(
+                    at_secs(o.at + o.duration),
+                    Event::OutageEnd { node: o.instance },
+                );
+            }
+        }
+        if let Some(at) = self.config.faults.controller_crash_at {
+            self.schedule(at_secs(at), Event::Crash);
+            if let Some(after) = self.config.faults.controller_restart_after {
+                self.schedule(at_secs(at + after), Event::Restart);
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        self.trace.add(self.now.as_nanos());
+        match event {
+            Event::WriteArrival => self.write_arrival(),
+            Event::ReadArrival => self.read_arrival(),
+            Event::WriteAtServer {
+                node,
+                life,
+                key,
+                strategy,
+                write,
+            } => self.write_at_server(node, life, key, strategy, write),
+            Event::WriteAck {
+                node,
+                life,
+                key,
+                version,
+                write,
+            } => {
+                self.trace.add(version);
+                if self.live(node, life) {
+                    let value = Bytes::copy_from_slice(&version.to_le_bytes());
+                    self.nodes[node]
+                        .instance
+                        .commit_write(write, &self.keys[key], value, self.now);
+                    self.after(node);
+                }
+            }
+            Event::ReadReply {
+                node,
+                life,
+                read,
+                exec,
+            } => {
+                let result = if self.config.faults.partitioned(node, secs_of(exec)) {
+                    Err(())
+                } else {
+                    Ok(self.server.get(self.keys_index(read), exec))
+                };
+                self.finish_read(node, life, read, result)
+            }
+            Event::PublishAtServer { node, outbound } => {
+                if !self.cut_off(node) {
+                    self.fan_out(&outbound);
+                }
+            }
+            Event::Deliver {
+                node,
+                life,
+                channel,
+                payload,
+            } => {
+                self.trace.add(node as u64);
+                if self.live(node, life) && self.nodes[node].subscribed {
+                    let out = self.nodes[node].instance.handle_message(
+                        &self.channels[channel],
+                        &payload,
+                        self.now,
+                    );
+                    self.publish_from(node, out);
+                    self.after(node);
+                }
+            }
+            Event::Timer { node, life, at } => {
+                if self.live(node, life) && self.nodes[node].timer_at == Some(at) {
+                    self.nodes[node].timer_at = None;
+                    let out = self.nodes[node].instance.handle_timeout(self.now);
+                    self.publish_from(node, out);
+                    self.after(node);
+                }
+            }
+            Event::OutageStart { node } => {
+                if self.nodes[node].alive {
+                    self.nodes[node].subscribed = false;
+                    self.nodes[node].instance.subscription_lost(self.now);
+                    self.after(node);
+                }
+            }
+            Event::OutageEnd { node } => {
+                if self.nodes[node].alive {
+                    self.nodes[node].subscribed = true;
+                    self.nodes[node].instance.subscribed();
+                    self.after(node);
+                }
+            }
+            Event::Crash => {
+                let node = &mut self.nodes[0];
+                node.alive = false;
+                node.life += 1;
+                node.timer_at = None;
+                self.agreement_changed();
+            }
+            Event::Restart => self.restart_controller(),
+            Event::Sample => self.sample(),
+            Event::ConvergenceCheck { strategy, since } => self.check_convergence(strategy, since),
+        }
+    }
+
+    fn keys_index(&self, read: usize) -> usize {
+        self.reads[read].as_ref().map_or(0, |(_, key)| *key)
+    }
+
+    fn live(&self, node: usize, life: u32) -> bool {
+        let n = &self.nodes[node];
+        n.alive && n.life == life
+    }
+
+    fn cut_off(&self, node: usize) -> bool {
+        self.config.faults.partitioned(node, self.secs())
+    }
+
+    // ----- the workload -----
+
+    fn next_arrival(&mut self, rate: f64, event: Event) {
+        // Poisson arrivals at the current rate; an idle shape is polled every 100 ms.
+        let gap = if rate > 0.0 {
+            Duration::from_nanos((self.rng.exponential(1e9 / rate)) as u64)
+        } else {
+            Duration::from_millis(100)
+        };
+        self.schedule(self.now + gap, event);
+    }
+
+    fn pick_node(&mut self, writers: Option<Writers>) -> Option<usize> {
+        let eligible = |i: usize, n: &Node| {
+            n.alive
+                && match writers {
+                    Some(Writers::Controller) => i == 0,
+                    Some(Writers::Followers) => i != 0,
+                    _ => true,
+                }
+        };
+        let count = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| eligible(*i, n))
+            .count();
+        if count == 0 {
+            return None;
+        }
+        let nth = self.rng.below(count as u64) as usize;
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| eligible(*i, n))
+            .nth(nth)
+            .map(|(i, _)| i)
+    }
+
+    fn write_arrival(&mut self) {
+        let rate = self.config.workload.writes.rate(self.secs());
+        if rate > 0.0 {
+            if let Some(node) = self.pick_node(Some(self.config.workload.writers)) {
+                let key = self.config.workload.keys.pick(&mut self.rng);
+                self.write(node, key);
+            }
+        }
+        self.next_arrival(rate, Event::WriteArrival);
+    }
+
+    fn write(&mut self, node: usize, key: usize) {
+        self.trace.add(key as u64);
+        let strategy = self.nodes[node].instance.strategy();
+        let prepared = self.nodes[node]
+            .instance
+            .prepare_write(&self.keys[key], self.now);
+        let write = match prepared {
+            Ok(write) => write,
+            Err(_) => {
+                self.obs.failed_writes += 1;
+                return;
+            }
+        };
+        self.after(node);
+        if self.cut_off(node) {
+            // The SET never reaches Redis: the cache forgets the key locally.
+            self.nodes[node].instance.abort_write(&self.keys[key]);
+            self.obs.failed_writes += 1;
+            return;
+        }
+        let at = self.now + self.config.faults.latency(&mut self.rng);
+        let life = self.nodes[node].life;
+        self.schedule(
+            at,
+            Event::WriteAtServer {
+                node,
+                life,
+                key,
+                strategy,
+                write,
+            },
+        );
+    }
+
+    fn write_at_server(
+        &mut self,
+        node: usize,
+        life: u32,
+        key: usize,
+        strategy: Strategy,
+        write: PreparedWrite,
+    ) {
+        let version = self.server.set(key, self.now, strategy, node);
+        self.obs.writes_acked += 1;
+        self.fan_out(&write.outbound);
+        let ack = self.now + self.config.faults.latency(&mut self.rng);
+        self.schedule(
+            ack,
+            Event::WriteAck {
+                node,
+                life,
+                key,
+                version,
+                write,
+            },
+        );
+    }
+
+    fn read_arrival(&mut self) {
+        let rate = self.config.workload.reads.rate(self.secs());
+        if rate > 0.0 {
+            if let Some(node) = self.pick_node(None) {
+                let key = self.config.workload.keys.pick(&mut self.rng);
+                self.read(node, key);
+            }
+        }
+        self.next_arrival(rate, Event::ReadArrival);
+    }
+
+    fn read(&mut self, node: usize, key: usize) {
+        self.trace.add(key as u64);
+        let strategy = self.nodes[node].instance.strategy();
+        match self.nodes[node].instance.lookup(&self.keys[key], self.now) {
+            Lookup::Hit(value) => {
+                let version = decode_version(&value);
+                self.trace.add(version);
+                let stats = &mut self.obs.by_strategy[strategy.index()];
+                stats.reads += 1;
+                stats.hits += 1;
+                self.check_fresh(node, key, version, strategy);
+            }
+            Lookup::Fill(fill) => {
+                let slot = match self.free_reads.pop() {
+                    Some(slot) => {
+                        self.reads[slot] = Some((fill, key));
+                        slot
+                    }
+                    None => {
+                        self.reads.push(Some((fill, key)));
+                        self.reads.len() - 1
+                    }
+                };
+                if self.cut_off(node) {
+                    self.finish_read(node, self.nodes[node].life, slot, Err(()));
+                } else {
+                    // One event for the round trip: the GET runs one hop out
+                    // (`exec`), its answer is read from the server's history
+                    // when the reply lands.
+                    let exec = self.now + self.config.faults.latency(&mut self.rng);
+                    let reply = exec + self.config.faults.latency(&mut self.rng);
+                    let life = self.nodes[node].life;
+                    self.schedule(
+                        reply,
+                        Event::ReadReply {
+                            node,
+                            life,
+                            read: slot,
+                            exec,
+                        },
+                    );
+                }
+            }
+            Lookup::Wait(_) => self.obs.coalesced_reads += 1,
+        }
+    }
+
+    fn finish_read(
+        &mut self,
+        node: usize,
+        life: u32,
+        slot: usize,
+        result: Result<Option<u64>, ()>,
+    ) {
+        let Some((fill, _)) = self.reads[slot].take() else {
+            return;
+        };
+        self.free_reads.push(slot);
+        let read = match result {
+            Ok(version) => Ok(version.map(|v| Bytes::copy_from_slice(&v.to_le_bytes()))),
+            Err(()) => Err(TransportError::Unavailable("partitioned".into())),
+        };
+        let failed = read.is_err();
+        if self.live(node, life) {
+            let strategy = self.nodes[node].instance.strategy();
+            let _ = self.nodes[node].instance.finish_fill(fill, read, self.now);
+            if failed {
+                self.obs.failed_reads += 1;
+            } else {
+                self.obs.by_strategy[strategy.index()].reads += 1;
+            }
+            self.after(node);
+        } else {
+            // The process died with the read in flight; the fill is dropped with it.
+            drop(fill);
+        }
+    }
+
+    /// Invariant 2: a hit serves a version at most its bound behind.
+    fn check_fresh(&mut self, reader: usize, key: usize, version: u64, strategy: Strategy) {
+        let Some((superseded_at, writer_strategy, writer)) = self.server.superseded(key, version)
+        else {
+            return;
+        };
+        let age = self.now - superseded_at;
+        let stats = &mut self.obs.by_strategy[strategy.index()];
+        stats.stale += 1;
+        stats.ages.push(age);
+        let bound = self.bound(writer_strategy, writer);
+        if age > bound {
+            let msg = format!(
+                "instance {reader} served k{key} version {version} {age} after it was superseded \
+                 (writer {writer} in {writer_strategy}; bound {bound})"
+            );
+            self.obs.violation(self.now, msg);
+        }
+    }
+
+    /// The staleness bound of a write made under `strategy` by `writer`.
+    fn bound(&self, strategy: Strategy, writer: usize) -> Duration {
+        let c = &self.config.cache;
+        let f = &self.config.faults;
+        let hop = f.latency_max;
+        let ttl_bound = c.local_ttl + hop;
+        let writer_faulty = f.outages.iter().any(|o| o.instance == writer)
+            || (writer == 0 && f.controller_crash_at.is_some());
+        if f.lossy() || writer_faulty {
+            return ttl_bound;
+        }
+        match strategy {
+            Strategy::Eager => hop.saturating_mul(2),
+            Strategy::Batched => c.batch_interval + hop.saturating_mul(3),
+            Strategy::Ttl => ttl_bound,
+        }
+    }
+
+    // ----- messages -----
+
+    fn publish_from(&mut self, node: usize, outbound: Outbound) {
+        if outbound.is_empty() {
+            return;
+        }
+        let at = self.now + self.config.faults.latency(&mut self.rng);
+        self.schedule(at, Event::PublishAtServer { node, outbound });
+    }
+
+    /// Redis publishes: every connected subscriber gets its copy, through the link.
+    fn fan_out(&mut self, outbound: &Outbound) {
+        for m in outbound.as_outgoing() {
+            let channel = if m.channel == self.channels[INVALIDATION] {
+                INVALIDATION
+            } else {
+                STRATEGY
+            };
+            if channel == INVALIDATION {
+                self.obs.invalidations += 1;
+                self.obs.invalidation_bytes += m.payload.len() as u64;
+            } else {
+                self.obs.decisions += 1;
+                self.obs.decision_bytes += m.payload.len() as u64;
+            }
+            let payload = Bytes::copy_from_slice(m.payload);
+            for node in 0..self.nodes.len() {
+                let n = &self.nodes[node];
+                if !n.alive || !n.subscribed || self.cut_off(node) {
+                    continue;
+                }
+                let life = n.life;
+                match self.config.faults.deliver(self.now, &mut self.rng) {
+                    crate::faults::Delivery::Drop => self.obs.lost_deliveries += 1,
+                    crate::faults::Delivery::At(at) => {
+                        self.obs.deliveries += 1;
+                        self.schedule(
+                            at,
+                            Event::Deliver {
+                                node,
+                                life,
+                                channel,
+                                payload: payload.clone(),
+                            },
+                        );
+                    }
+                    crate::faults::Delivery::Twice(a, b) => {
+                        self.obs.deliveries += 2;
+                        self.schedule(
+                            a,
+                            Event::Deliver {
+                                node,
+                                life,
+                                channel,
+                                payload: payload.clone(),
+                            },
+                        );
+                        self.schedule(
+                            b,
+                            Event::Deliver {
+                                node,
+                                life,
+                                channel,
+                                payload: payload.clone(),
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    // ----- timers, strategies, agreement -----
+
+    /// After anything touched `node`: arm its timer, note a strategy change.
+    fn after(&mut self, node: usize) {
+        let n = &mut self.nodes[node];
+        if let Some(deadline) = n.instance.next_deadline() {
+            if n.timer_at.is_none_or(|t| deadline < t) {
+                n.timer_at = Some(deadline);
+                let (life, at) = (n.life, deadline.max(self.now));
+                self.schedule(
+                    at,
+                    Event::Timer {
+                        node,
+                        life,
+                        at: deadline,
+                    },
+                );
+            }
+        }
+        let strategy = self.nodes[node].instance.strategy();
+        if strategy != self.nodes[node].strategy {
+            self.nodes[node].strategy = strategy;
+            self.obs.switches += 1;
+            self.trace.add(strategy as u64 + 100);
+            self.obs.timeline.push((self.secs(), node, strategy));
+            if node == 0 && matches!(self.config.policy, Policy::Adaptive) {
+                self.controller_switched(strategy);
+            }
+            self.agreement_changed();
+        }
+    }
+
+    fn controller_switched(&mut self, strategy: Strategy) {
+        // The decision reaches Redis and then every subscriber within two hops.
+        let check =
+            self.now + self.config.faults.latency_max.saturating_mul(2) + Duration::from_micros(1);
+        self.schedule(
+            check,
+            Event::ConvergenceCheck {
+                strategy,
+                since: self.now,
+            },
+        );
+    }
+
+    /// Invariant 4: every live, connected instance follows the controller's
+    /// decision within the delivery delay (when the link loses nothing).
+    fn check_convergence(&mut self, strategy: Strategy, since: Instant) {
+        if self.nodes[0].strategy != strategy || !self.nodes[0].alive || self.config.faults.lossy()
+        {
+            return;
+        }
+        let laggards: Vec<usize> = (1..self.nodes.len())
+            .filter(|&i| {
+                let n = &self.nodes[i];
+                n.alive && n.subscribed && !self.cut_off(i) && n.strategy != strategy
+            })
+            .collect();
+        if laggards.is_empty() {
+            let took = (self.now - since).as_secs_f64();
+            self.obs.convergence.push(took);
+        } else {
+            let msg = format!(
+                "instances {laggards:?} did not follow the switch to {strategy} made at {since}"
+            );
+            self.obs.violation(self.now, msg);
+        }
+    }
+
+    fn agreement_changed(&mut self) {
+        let live: Vec<Strategy> = self
+            .nodes
+            .iter()
+            .filter(|n| n.alive)
+            .map(|n| n.strategy)
+            .collect();
+        let agree = live.windows(2).all(|w| w[0] == w[1]);
+        match (agree, self.disagree_since) {
+            (false, None) => self.disagree_since = Some(self.now),
+            (true, Some(since)) => {
+                self.obs.disagreement += (self.now - since).as_secs_f64();
+                self.disagree_since = None;
+            }
+            _ => {}
+        }
+    }
+
+    fn restart_controller(&mut self) {
+        let life = self.nodes[0].life;
+        let Ok(s) = settings(&self.config, 0, &mut self.rng) else {
+            return;
+        };
+        let Ok(instance) = Instance::new(s) else {
+            return;
+        };
+        instance.start(self.now, 1.8e9 + self.secs());
+        instance.subscribed();
+        let node = &mut self.nodes[0];
+        node.instance = instance;
+        node.alive = true;
+        node.life = life + 1;
+        node.subscribed = true;
+        node.timer_at = None;
+        node.strategy = Strategy::Ttl;
+        if let Policy::Fixed(s) = self.config.policy {
+            let out = self.nodes[0].instance.force_strategy(Some(s), self.now);
+            self.publish_from(0, out);
+        }
+        self.after(0);
+        self.agreement_changed();
+    }
+
+    /// Timeline sample; invariant 5 (memory stays within its bounds).
+    fn sample(&mut self) {
+        let t = self.secs();
+        let mut strategies = Vec::with_capacity(self.nodes.len());
+        let mut measured = 0.0;
+        for (i, n) in self.nodes.iter().enumerate() {
+            strategies.push(n.alive.then_some(n.strategy));
+            if !n.alive {
+                continue;
+            }
+            let stats = n.instance.stats();
+            if i == 0 {
+                measured = stats.write_rate;
+            }
+            if stats.near_cache_entries > self.config.cache.near_cache_max_entries {
+                let msg = format!(
+                    "instance {i} holds {} near-cache entries",
+                    stats.near_cache_entries
+                );
+                self.obs.violation(self.now, msg);
+            }
+        }
+        self.obs.samples.push(Sample {
+            t,
+            offered_write_rate: self.config.workload.writes.rate(t),
+            measured_write_rate: measured,
+            strategies,
+        });
+        let next = self.now + self.config.sample_every;
+        self.schedule(next, Event::Sample);
+    }
+
+    fn finish(&mut self) {
+        if let Some(since) = self.disagree_since.take() {
+            self.obs.disagreement += (self.now - since).as_secs_f64();
+        }
+        // Invariant 1: Redis holds the latest acknowledged version of every key
+        // (the caches' machinery never deleted or overwrote one).
+        if let Err(what) = self.server.check_latest(self.now) {
+            self.obs.violation(self.now, what);
+        }
+        self.obs.load_change_to_switch = self
+            .pending_changes
+            .iter()
+            .filter_map(|&c| {
+                fleet_switch_after(&self.obs.timeline, self.nodes.len(), c).map(|t| t - c)
+            })
+            .collect();
+        self.obs.trace_hash = self.trace.0;
+    }
+}
+
+fn settings(
+    config: &SimConfig,
+    index: usize,
+    rng: &mut SimRng,
+) -> aci_cache::Result<aci_cache::Settings> {
+    let c = &config.cache;
+    let std = |d: Duration| std::time::Duration::from_nanos(d.as_nanos());
+    Builder::new()
+        .high_threshold(c.high_threshold)
+        .low_threshold(c.low_threshold)
+        .default_ttl(std(c.default_ttl))
+        .local_ttl(std(c.local_ttl))
+        .batch_interval(std(c.batch_interval))
+        .controller_interval(std(c.controller_interval))
+        .sliding_window(std(c.sliding_window))
+        .hysteresis(c.hysteresis)
+        .near_cache_max_entries(c.near_cache_max_entries)
+        .role(if index == 0 {
+            Role::Controller
+        } else {
+            Role::Follower
+        })
+        .instance_id(format!("sim-{index}-{:08x}", rng.next_u64() as u32))
+        .settings()
+}
+
+/// The first time after `change` when every instance has left the strategy
+/// the fleet had at `change` and they all agree again.
+fn fleet_switch_after(
+    timeline: &[(f64, usize, Strategy)],
+    nodes: usize,
+    change: f64,
+) -> Option<f64> {
+    let mut current = vec![Strategy::Ttl; nodes];
+    let mut events = timeline.iter().peekable();
+    while let Some(&&(t, i, s)) = events.peek() {
+        if t > change {
+            break;
+        }
+        current[i] = s;
+        events.next();
+    }
+    let before = current[0];
+    for &(t, i, s) in events {
+        current[i] = s;
+        if current.iter().all(|&c| c == current[0]) && current[0] != before {
+            return Some(t);
+        }
+    }
+    None
+}
+
+fn secs_of(t: Instant) -> f64 {
+    t.as_nanos() as f64 / 1e9
+}
+
+fn at_secs(s: f64) -> Instant {
+    Instant::from_nanos((s.max(0.0) * 1e9) as u64)
+}
+
+fn decode_version(value: &[u8]) -> u64 {
+    value
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}

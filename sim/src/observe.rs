@@ -95,7 +95,8 @@ pub struct Observations {
     /// For each controller decision that changed the strategy: seconds until
     /// every live, connected instance had it.
     pub convergence: Vec<f64>,
-    /// For each sharp load change: seconds until the whole fleet had switched.
+    /// For each crossing of a threshold by the offered write rate: seconds
+    /// until the whole fleet ran the strategy the new rate calls for.
     pub load_change_to_switch: Vec<f64>,
     /// Seconds during which the live instances did not all agree.
     pub disagreement: f64,

@@ -103,7 +103,7 @@ pub fn run_report(
             .collect();
         let _ = writeln!(
             out,
-            "load change → whole fleet switched: {}",
+            "offered rate crossed a threshold → whole fleet switched after: {}",
             changes.join(", ")
         );
     }

@@ -146,7 +146,8 @@ pub struct Sim {
     obs: Observations,
     trace: TraceHash,
     disagree_since: Option<Instant>,
-    pending_changes: Vec<f64>,
+    /// Where the offered write rate crosses a threshold, and what it calls for.
+    crossings: Vec<(f64, Strategy)>,
 }
 
 const INVALIDATION: usize = 0;
@@ -181,7 +182,11 @@ impl Sim {
         let keys = (0..config.workload.keys.len())
             .map(|k| format!("k{k}"))
             .collect();
-        let pending_changes = config.workload.writes.changes();
+        let crossings = config.workload.writes.crossings(
+            config.cache.low_threshold,
+            config.cache.high_threshold,
+            config.duration.as_secs_f64(),
+        );
         Ok(Sim {
             server: Server::new(config.workload.keys.len(), config.cache.default_ttl),
             now: Instant::ZERO,
@@ -198,7 +203,7 @@ impl Sim {
             obs: Observations::default(),
             trace: TraceHash::default(),
             disagree_since: None,
-            pending_changes,
+            crossings,
             config,
         })
     }
@@ -869,10 +874,10 @@ impl Sim {
             self.obs.violation(self.now, what);
         }
         self.obs.load_change_to_switch = self
-            .pending_changes
+            .crossings
             .iter()
-            .filter_map(|&c| {
-                fleet_switch_after(&self.obs.timeline, self.nodes.len(), c).map(|t| t - c)
+            .filter_map(|&(c, target)| {
+                fleet_switch_after(&self.obs.timeline, self.nodes.len(), c, target).map(|t| t - c)
             })
             .collect();
         self.obs.trace_hash = self.trace.0;
@@ -905,26 +910,18 @@ fn settings(
         .settings()
 }
 
-/// The first time after `change` when every instance has left the strategy
-/// the fleet had at `change` and they all agree again.
+/// The first time at or after `change` when every instance runs `target`
+/// (`None` if the fleet never got there before the load changed again).
 fn fleet_switch_after(
     timeline: &[(f64, usize, Strategy)],
     nodes: usize,
     change: f64,
+    target: Strategy,
 ) -> Option<f64> {
     let mut current = vec![Strategy::Ttl; nodes];
-    let mut events = timeline.iter().peekable();
-    while let Some(&&(t, i, s)) = events.peek() {
-        if t > change {
-            break;
-        }
+    for &(t, i, s) in timeline {
         current[i] = s;
-        events.next();
-    }
-    let before = current[0];
-    for &(t, i, s) in events {
-        current[i] = s;
-        if current.iter().all(|&c| c == current[0]) && current[0] != before {
+        if t >= change && current.iter().all(|&c| c == target) {
             return Some(t);
         }
     }

@@ -24,7 +24,7 @@ pub fn draw(
         .caption(title, ("sans-serif", 20))
         .margin(10)
         .x_label_area_size(30)
-        .y_label_area_size(50)
+        .y_label_area_size(80)
         .build_cartesian_2d(0.0..end, 0.0..peak * 1.1)?;
     rates
         .configure_mesh()
@@ -55,7 +55,7 @@ pub fn draw(
     let mut strategies = ChartBuilder::on(&bottom)
         .margin(10)
         .x_label_area_size(30)
-        .y_label_area_size(50)
+        .y_label_area_size(80)
         .build_cartesian_2d(0.0..end, -0.5..2.5)?;
     strategies
         .configure_mesh()

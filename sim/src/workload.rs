@@ -112,13 +112,31 @@ impl Shape {
         .max(0.0)
     }
 
-    /// Times (seconds) where the load changes sharply, for "time to switch" figures.
-    pub fn changes(&self) -> Vec<f64> {
-        match *self {
-            Shape::Step { at, .. } => vec![at],
-            Shape::Ramp { up, hold, .. } => vec![up, up + hold],
-            _ => Vec::new(),
+    /// Where the offered rate crosses into another row of the original's
+    /// table (`> high` eager, `< low` ttl, else batched): `(seconds, strategy
+    /// the new rate calls for)`, sampled every 100 ms over `duration` seconds.
+    pub fn crossings(&self, low: f64, high: f64, duration: f64) -> Vec<(f64, aci_core::Strategy)> {
+        let table = |r: f64| {
+            if r > high {
+                aci_core::Strategy::Eager
+            } else if r < low {
+                aci_core::Strategy::Ttl
+            } else {
+                aci_core::Strategy::Batched
+            }
+        };
+        let steps = (duration * 10.0) as u64;
+        let mut current = table(self.rate(0.0));
+        let mut out = Vec::new();
+        for i in 1..=steps {
+            let t = i as f64 / 10.0;
+            let wanted = table(self.rate(t));
+            if wanted != current {
+                out.push((t, wanted));
+                current = wanted;
+            }
         }
+        out
     }
 }
 

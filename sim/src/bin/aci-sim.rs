@@ -15,7 +15,7 @@ use aci_core::Duration;
 use aci_sim::scenario::{self, Scenario};
 use aci_sim::{report, svg, Sim};
 use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[derive(Parser)]
 #[command(
@@ -94,15 +94,43 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
-fn progress_bar(show: bool) -> Option<ProgressBar> {
-    show.then(|| {
-        let bar = ProgressBar::new(1000);
+/// A progress bar that stays hidden for the first second: short runs print
+/// nothing but their report.
+struct Progress {
+    bar: ProgressBar,
+    started: Instant,
+    shown: bool,
+}
+
+impl Progress {
+    fn new(message: &str) -> Self {
+        let bar = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::hidden());
         bar.set_style(
             ProgressStyle::with_template("{msg:>16} [{bar:40}] {percent:>3}% {elapsed}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        bar
-    })
+        bar.set_message(message.to_owned());
+        Progress {
+            bar,
+            started: Instant::now(),
+            shown: false,
+        }
+    }
+
+    fn update(&mut self, message: Option<&str>, fraction: f64) {
+        if !self.shown && self.started.elapsed().as_secs_f64() > 1.0 {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+            self.shown = true;
+        }
+        if let Some(m) = message {
+            self.bar.set_message(m.to_owned());
+        }
+        self.bar.set_position((fraction * 1000.0) as u64);
+    }
+
+    fn finish(self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 fn main() -> ExitCode {
@@ -126,22 +154,10 @@ fn main() -> ExitCode {
                 common.duration,
             );
             let started = Instant::now();
-            // Runs longer than a second get a progress bar; guess from the event volume.
-            let bar =
-                progress_bar(common.duration.as_secs_f64() * common.instances as f64 > 20_000.0);
-            if let Some(b) = &bar {
-                b.set_message(common.scenario.name());
-            }
-            let result = Sim::new(config.clone()).and_then(|sim| {
-                sim.run(|f| {
-                    if let Some(b) = &bar {
-                        b.set_position((f * 1000.0) as u64);
-                    }
-                })
-            });
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
+            let mut progress = Progress::new(common.scenario.name());
+            let result =
+                Sim::new(config.clone()).and_then(|sim| sim.run(|f| progress.update(None, f)));
+            progress.finish();
             let obs = match result {
                 Ok(obs) => obs,
                 Err(e) => {
@@ -184,16 +200,9 @@ fn main() -> ExitCode {
                 common.instances,
                 common.duration,
             );
-            let bar = progress_bar(true);
-            let runs = scenario::compare(&config, |name, f| {
-                if let Some(b) = &bar {
-                    b.set_message(name.to_owned());
-                    b.set_position((f * 1000.0) as u64);
-                }
-            });
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
+            let mut progress = Progress::new(common.scenario.name());
+            let runs = scenario::compare(&config, |name, f| progress.update(Some(name), f));
+            progress.finish();
             match runs {
                 Ok(runs) => {
                     print!(

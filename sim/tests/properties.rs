@@ -1,0 +1,184 @@
+//! The invariants of DESIGN.md, checked by the simulator on every read, every
+//! decision and every sample, over random seeds, fleets, workloads and faults.
+//!
+//! A failure prints `SIM_SEED=…`; `SIM_SEED=… cargo test -p aci-sim --test
+//! properties replay` runs that seed through every scenario. Set
+//! `PROPTEST_CASES` for a longer sweep (the default keeps the run short).
+
+use aci_core::Duration;
+use aci_sim::faults::Outage;
+use aci_sim::scenario::{self, Scenario};
+use aci_sim::{Policy, Sim, SimConfig};
+use proptest::prelude::*;
+
+fn scenario() -> impl proptest::strategy::Strategy<Value = Scenario> {
+    prop::sample::select(Scenario::ALL.iter().map(|(s, _)| *s).collect::<Vec<_>>())
+}
+
+fn policy() -> impl proptest::strategy::Strategy<Value = Policy> {
+    prop_oneof![
+        4 => Just(Policy::Adaptive),
+        1 => prop::sample::select(aci_core::Strategy::ALL.to_vec()).prop_map(Policy::Fixed),
+    ]
+}
+
+#[derive(Clone, Debug)]
+struct Knobs {
+    scenario: Scenario,
+    seed: u64,
+    instances: usize,
+    seconds: u64,
+    loss: f64,
+    duplication: f64,
+    latency_max_ms: u64,
+    outage: Option<(usize, u64, u64)>,
+    policy: Policy,
+}
+
+fn knobs() -> impl proptest::strategy::Strategy<Value = Knobs> {
+    (
+        scenario(),
+        any::<u64>(),
+        2usize..6,
+        30u64..120,
+        prop_oneof![3 => Just(0.0), 1 => 0.0f64..0.1],
+        prop_oneof![3 => Just(0.0), 1 => 0.0f64..0.05],
+        1u64..20,
+        prop::option::of((0usize..6, 0u64..60, 1u64..20)),
+        policy(),
+    )
+        .prop_map(
+            |(
+                scenario,
+                seed,
+                instances,
+                seconds,
+                loss,
+                duplication,
+                latency_max_ms,
+                outage,
+                policy,
+            )| Knobs {
+                scenario,
+                seed,
+                instances,
+                seconds,
+                loss,
+                duplication,
+                latency_max_ms,
+                outage,
+                policy,
+            },
+        )
+}
+
+fn config(k: &Knobs) -> SimConfig {
+    let mut c = scenario::config(
+        k.scenario,
+        k.seed,
+        k.instances,
+        Duration::from_secs(k.seconds),
+    );
+    c.faults.loss = c.faults.loss.max(k.loss);
+    c.faults.duplication = c.faults.duplication.max(k.duplication);
+    c.faults.latency_max = Duration::from_millis(k.latency_max_ms);
+    if let Some((instance, at, duration)) = k.outage {
+        c.faults.outages.push(Outage {
+            instance: instance % k.instances,
+            at: at as f64,
+            duration: duration as f64,
+        });
+    }
+    c.workload.reads = aci_sim::workload::Shape::Constant(300.0);
+    c.policy = k.policy;
+    c
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(24)
+    ))]
+
+    /// Invariants 1–5 (no write lost; staleness within the strategy's bound,
+    /// local_ttl after a possible loss; the fill race never caches an old
+    /// value; the fleet follows the controller; memory within its bounds).
+    #[test]
+    fn invariants_hold(k in knobs()) {
+        let c = config(&k);
+        let obs = Sim::new(c).and_then(|s| s.run(|_| {})).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(
+            obs.violation_count == 0,
+            "SIM_SEED={} ({:?}): {} violations, first: {:#?}",
+            k.seed, k, obs.violation_count, obs.violations.first()
+        );
+        prop_assert!(obs.writes_acked > 0 || k.seconds < 5);
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_run() {
+    for (s, _) in Scenario::ALL {
+        let c = scenario::config(s, 99, 4, Duration::from_secs(60));
+        let a = Sim::new(c.clone()).unwrap().run(|_| {}).unwrap();
+        let b = Sim::new(c.clone()).unwrap().run(|_| {}).unwrap();
+        assert_eq!(a.trace_hash, b.trace_hash, "{s:?}");
+        assert_eq!(a.events, b.events);
+        assert_eq!(a.stale(), b.stale());
+        let other = Sim::new(SimConfig { seed: 100, ..c })
+            .unwrap()
+            .run(|_| {})
+            .unwrap();
+        assert_ne!(a.trace_hash, other.trace_hash, "{s:?}: the seed matters");
+    }
+}
+
+#[test]
+fn adaptivity_is_between_the_fixed_strategies() {
+    // The table the README shows: adaptive sends fewer messages than
+    // always-eager (the quiet minutes between bursts cost nothing) and serves
+    // far fewer stale reads than always-ttl.
+    let c = scenario::config(Scenario::Burst, 5, 4, Duration::from_secs(300));
+    let runs = scenario::compare(&c, |_, _| {}).unwrap();
+    let find = |p: Policy| runs.iter().find(|(q, _)| *q == p).map(|(_, o)| o).unwrap();
+    let ttl = find(Policy::Fixed(aci_core::Strategy::Ttl));
+    let eager = find(Policy::Fixed(aci_core::Strategy::Eager));
+    let adaptive = find(Policy::Adaptive);
+    assert!(
+        adaptive.invalidations < eager.invalidations,
+        "{} vs {}",
+        adaptive.invalidations,
+        eager.invalidations
+    );
+    assert!(
+        adaptive.stale() < ttl.stale() / 2,
+        "{} vs {}",
+        adaptive.stale(),
+        ttl.stale()
+    );
+    for (policy, obs) in &runs {
+        assert_eq!(
+            obs.violation_count,
+            0,
+            "{policy}: {:?}",
+            obs.violations.first()
+        );
+    }
+}
+
+#[test]
+fn replay() {
+    let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) else {
+        return;
+    };
+    for (s, name) in Scenario::ALL {
+        let obs = Sim::new(scenario::config(s, seed, 5, Duration::from_secs(120)))
+            .unwrap()
+            .run(|_| {})
+            .unwrap();
+        println!(
+            "{name}: {} violations {:#?}",
+            obs.violation_count, obs.violations
+        );
+        assert_eq!(obs.violation_count, 0, "{name}");
+    }
+}

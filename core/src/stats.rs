@@ -164,8 +164,18 @@ pub struct Stats {
     pub total_writes: u64,
     /// The strategy in force.
     pub current_strategy: Strategy,
-    /// The latest measured write rate (writes/s).
+    /// The latest fleet write rate known (writes/s): the controller's sum of
+    /// its own and the reported rates, or the rate a follower's latest
+    /// decision carried.
     pub write_rate: f64,
+    /// This instance's own write rate at its latest tick or report (writes/s).
+    pub own_write_rate: f64,
+    /// Instances whose reports were in the controller's latest sum.
+    pub reporting_instances: u64,
+    /// Rate reports published.
+    pub reports_sent: u64,
+    /// Rate reports not recorded (table full, id too long).
+    pub reports_dropped: u64,
     /// Every switch ever made.
     pub total_switches: u64,
     /// The latest switches, oldest first (at most [`SWITCH_HISTORY`]).

@@ -75,9 +75,9 @@ fn batched_flushes_deduplicated_keys_every_interval() {
     assert_eq!(effects[0].published_keys().unwrap(), ["b:1", "b:2", "b:3"]);
     assert_eq!(effects[0].json().unwrap()["strategy"], "batched");
     // Re-armed for the next interval; an empty buffer publishes nothing.
-    assert_eq!(e.poll_timeout(), Some(Instant::from_millis(5000)));
+    assert_eq!(e.timer(Timer::BatchFlush), Some(Instant::from_millis(5000)));
     e.handle_timeout(Instant::from_millis(5000));
-    assert!(drain(&mut e).is_empty());
+    assert!(drain(&mut e).iter().all(|x| x.published_keys().is_none()));
 }
 
 #[test]
@@ -420,8 +420,103 @@ fn roles_arm_and_disarm_the_controller() {
     assert_eq!(e.timer(Timer::ControllerTick), None);
     e.set_role(Instant::from_secs(1), Role::Controller);
     assert_eq!(e.timer(Timer::ControllerTick), Some(Instant::from_secs(4)));
+    assert_eq!(
+        e.timer(Timer::RateReport),
+        None,
+        "a controller reports to nobody"
+    );
     e.set_role(Instant::from_secs(2), Role::Follower);
-    assert_eq!(e.poll_timeout(), None);
+    assert_eq!(e.timer(Timer::ControllerTick), None);
+    assert!(e.timer(Timer::RateReport).is_some());
+}
+
+#[test]
+fn followers_report_their_rate_every_interval() {
+    let mut e = follower();
+    for i in 0..50 {
+        e.handle_write(Instant::from_millis(i * 20), "k").unwrap();
+    }
+    assert_eq!(e.timer(Timer::RateReport), Some(Instant::from_secs(3)));
+    e.handle_timeout(Instant::from_secs(3));
+    let effects = drain(&mut e);
+    let Owned::Publish { channel, .. } = &effects[0] else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(channel, "aci:strategy");
+    let report = effects[0].json().unwrap();
+    assert_eq!(report["action"], "rate_report");
+    assert_eq!(report["write_rate"], 10.0, "50 writes over the 5 s window");
+    assert_eq!(report["source"], "me");
+    assert_eq!(e.timer(Timer::RateReport), Some(Instant::from_secs(6)));
+    assert_eq!(e.stats().reports_sent, 1);
+}
+
+fn report(source: &str, rate: f64) -> Vec<u8> {
+    format!(r#"{{"action": "rate_report", "write_rate": {rate}, "timestamp": 1.0, "source": "{source}"}}"#).into_bytes()
+}
+
+#[test]
+fn the_controller_decides_on_the_fleet_rate() {
+    // The original decides on its own writes: an idle controller keeps a busy
+    // fleet in ttl forever. Here followers' reports are summed.
+    let mut e = engine_with(Config::default());
+    for (i, source) in ["f1", "f2", "f3"].iter().enumerate() {
+        let handled = e.handle_message(
+            Instant::from_millis(2900 + i as u64),
+            "aci:strategy",
+            &report(source, 25.0),
+        );
+        assert_eq!(handled, Ok(Handled::RateReport { recorded: true }));
+    }
+    e.handle_timeout(Instant::from_secs(3));
+    drain(&mut e);
+    assert_eq!(e.stats().write_rate, 75.0);
+    assert_eq!(e.stats().reporting_instances, 3);
+    assert_eq!(
+        e.strategy(),
+        Strategy::Eager,
+        "75 writes/s in the fleet, none here"
+    );
+
+    // A follower that stops reporting ages out after two intervals.
+    e.handle_message(Instant::from_secs(5), "aci:strategy", &report("f1", 25.0))
+        .unwrap();
+    e.handle_message(Instant::from_secs(5), "aci:strategy", &report("f2", 25.0))
+        .unwrap();
+    e.handle_timeout(Instant::from_secs(6));
+    assert_eq!(
+        e.stats().reporting_instances,
+        3,
+        "f3's report from t=2.9 s is 3.1 s old"
+    );
+    e.handle_message(Instant::from_secs(8), "aci:strategy", &report("f1", 25.0))
+        .unwrap();
+    e.handle_message(Instant::from_secs(8), "aci:strategy", &report("f2", 25.0))
+        .unwrap();
+    e.handle_timeout(Instant::from_secs(9));
+    assert_eq!(e.stats().reporting_instances, 2, "f3 is 6.1 s silent: out");
+    assert_eq!(e.stats().write_rate, 50.0);
+}
+
+#[test]
+fn followers_ignore_reports_and_bad_reports_are_rejected() {
+    let mut e = follower();
+    let handled = e.handle_message(Instant::ZERO, "aci:strategy", &report("f1", 5.0));
+    assert_eq!(handled, Ok(Handled::RateReport { recorded: false }));
+    let negative = e.handle_message(Instant::ZERO, "aci:strategy", &report("f1", -5.0));
+    assert_eq!(negative.unwrap_err().reason, RejectReason::WrongType);
+    let anonymous = br#"{"action": "rate_report", "write_rate": 5.0}"#;
+    assert_eq!(
+        e.handle_message(Instant::ZERO, "aci:strategy", anonymous)
+            .unwrap_err()
+            .reason,
+        RejectReason::MissingField
+    );
+    let wrong_channel = e.handle_message(Instant::ZERO, "aci:invalidation", &report("f1", 5.0));
+    assert_eq!(
+        wrong_channel.unwrap_err().reason,
+        RejectReason::WrongChannel
+    );
 }
 
 #[test]

@@ -70,6 +70,7 @@ fn every_vector_decodes_and_reencodes_byte_for_byte() {
                 )
                 .unwrap();
             }
+            other => panic!("the original sends only invalidations and decisions: {other:?}"),
         }
         assert_eq!(std::str::from_utf8(&out).unwrap(), payload);
     }

@@ -31,5 +31,15 @@ fuzz_target!(|data: &[u8]| {
             };
             assert_eq!(again.strategy, update.strategy);
         }
+        Message::RateReport(report) => {
+            assert!(report.write_rate.is_finite() && report.write_rate >= 0.0);
+            let source = report.source.to_string();
+            aci_core::wire::encode_rate_report(&mut out, report.write_rate, report.timestamp.unwrap_or(0.0), &source).unwrap();
+            let Ok(Message::RateReport(again)) = decode(&out, limits) else {
+                panic!("re-encoded report did not decode");
+            };
+            assert_eq!(again.write_rate, report.write_rate);
+        }
+        _ => {}
     }
 });

@@ -6,6 +6,14 @@
 //! virtual clock and one seeded random stream: the same seed gives the same
 //! run, bit for bit, in a fraction of the time the real thing would take.
 //!
+//! The simulated Redis is not a [`Transport`](aci_cache::transports::Transport):
+//! that trait is blocking and lives in real time, while here every request
+//! and reply is an event on the virtual clock, so that a reply can be
+//! overtaken by an invalidation, or a message lost, exactly when a seed says.
+//! The instances are driven through the same sans-IO [`Instance`](aci_cache::instance::Instance)
+//! calls the blocking and async caches make around their transports.
+//! Faults are one struct ([`faults::Faults`]) applied by the link model.
+//!
 //! It answers two questions: what adaptivity does to a given traffic (stale
 //! reads vs messages, [`compare`](scenario::compare)), and whether the
 //! invariants of the design hold under faults no real test can schedule

@@ -84,6 +84,10 @@ pub struct Observations {
     pub decisions: u64,
     /// Their bytes.
     pub decision_bytes: u64,
+    /// Rate reports published (followers to the controller).
+    pub reports: u64,
+    /// Their bytes.
+    pub report_bytes: u64,
     /// Deliveries of messages to subscribers.
     pub deliveries: u64,
     /// Deliveries lost to the link.

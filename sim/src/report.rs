@@ -60,8 +60,15 @@ pub fn run_report(
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "messages published: {} invalidations ({} bytes), {} decisions ({} bytes); deliveries {} (lost {})",
-        obs.invalidations, obs.invalidation_bytes, obs.decisions, obs.decision_bytes, obs.deliveries, obs.lost_deliveries
+        "messages published: {} invalidations ({} bytes), {} decisions ({} bytes), {} rate reports ({} bytes); deliveries {} (lost {})",
+        obs.invalidations,
+        obs.invalidation_bytes,
+        obs.decisions,
+        obs.decision_bytes,
+        obs.reports,
+        obs.report_bytes,
+        obs.deliveries,
+        obs.lost_deliveries
     );
     let _ = writeln!(
         out,
@@ -136,8 +143,8 @@ pub fn compare_report(name: &str, config: &SimConfig, runs: &[(Policy, Observati
         let _ = writeln!(
             out,
             "| {policy} | {} | {} | {} ({:.2}%) | {} | {} | {:.1}% |",
-            obs.invalidations + obs.decisions,
-            obs.invalidation_bytes + obs.decision_bytes,
+            obs.invalidations + obs.decisions + obs.reports,
+            obs.invalidation_bytes + obs.decision_bytes + obs.report_bytes,
             obs.stale(),
             obs.stale() as f64 / obs.reads().max(1) as f64 * 100.0,
             ms(ages.quantile(0.99)),

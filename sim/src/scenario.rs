@@ -24,7 +24,8 @@ pub enum Scenario {
     Partition,
     /// 100 writes/s; the controller crashes at 40% of the run, back 30 s later.
     ControllerCrash,
-    /// 100 writes/s, all on the followers: the controller sees none of them.
+    /// 100 writes/s, all on the followers: the controller writes nothing and
+    /// decides on their reports alone.
     FollowerLoad,
 }
 
@@ -59,10 +60,9 @@ impl Scenario {
 pub fn config(scenario: Scenario, seed: u64, instances: usize, duration: Duration) -> SimConfig {
     let d = duration.as_secs_f64();
     let mut faults = Faults::default();
-    // The controller decides on the writes it sees; until the fleet-wide rate
-    // lands, the scenarios put the writes where it sees them, except
-    // `follower-load`, which exists to show what happens otherwise.
-    let mut writers = Writers::Controller;
+    // Writes come from every instance; the controller decides on the sum of
+    // its own rate and the rates the others report.
+    let mut writers = Writers::All;
     let writes = match scenario {
         Scenario::SteadyLow => Shape::Constant(5.0),
         Scenario::Ramp => Shape::Ramp {

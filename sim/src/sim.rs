@@ -669,6 +669,9 @@ impl Sim {
             if channel == INVALIDATION {
                 self.obs.invalidations += 1;
                 self.obs.invalidation_bytes += m.payload.len() as u64;
+            } else if m.payload.starts_with(br#"{"action": "rate_report""#) {
+                self.obs.reports += 1;
+                self.obs.report_bytes += m.payload.len() as u64;
             } else {
                 self.obs.decisions += 1;
                 self.obs.decision_bytes += m.payload.len() as u64;
@@ -768,7 +771,15 @@ impl Sim {
     /// Invariant 4: every live, connected instance follows the controller's
     /// decision within the delivery delay (when the link loses nothing).
     fn check_convergence(&mut self, strategy: Strategy, since: Instant) {
-        if self.nodes[0].strategy != strategy || !self.nodes[0].alive || self.config.faults.lossy()
+        // A controller cut off from Redis while announcing reaches nobody;
+        // its next announcement after the partition is what counts.
+        let hop = self.config.faults.latency_max.as_nanos() as f64 / 1e9;
+        let announced_from_cut_off = self.config.faults.partitioned(0, secs_of(since))
+            || self.config.faults.partitioned(0, secs_of(since) + hop);
+        if self.nodes[0].strategy != strategy
+            || !self.nodes[0].alive
+            || self.config.faults.lossy()
+            || announced_from_cut_off
         {
             return;
         }

@@ -182,3 +182,28 @@ fn replay() {
         assert_eq!(obs.violation_count, 0, "{name}");
     }
 }
+
+#[test]
+fn load_only_on_followers_still_takes_the_fleet_to_eager() {
+    // The original decides on the controller's own writes: an idle controller
+    // kept a fleet at 100 writes/s in ttl forever.
+    let c = scenario::config(Scenario::FollowerLoad, 11, 5, Duration::from_secs(60));
+    let obs = Sim::new(c).unwrap().run(|_| {}).unwrap();
+    let last = obs.samples.last().unwrap();
+    assert!(
+        last.strategies
+            .iter()
+            .all(|s| *s == Some(aci_core::Strategy::Eager)),
+        "{:?}",
+        last.strategies
+    );
+    assert!(
+        last.measured_write_rate > 80.0,
+        "{}",
+        last.measured_write_rate
+    );
+    // Reports cost one message per follower per controller interval, whatever the rate.
+    let intervals = 60 / 3;
+    assert!(obs.reports <= 4 * intervals, "{} reports", obs.reports);
+    assert_eq!(obs.violation_count, 0);
+}

@@ -45,6 +45,8 @@ pub enum MessageKind {
     },
     /// A controller's decision.
     StrategyUpdate,
+    /// A follower's report of its write rate.
+    RateReport,
 }
 
 /// Why the whole near cache must go.

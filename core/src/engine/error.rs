@@ -54,6 +54,12 @@ pub enum Handled {
     DecisionApplied,
     /// A decision not applied: we are the controller, or the strategy is pinned.
     DecisionIgnored,
+    /// Another instance's write rate: recorded for the fleet's sum when we
+    /// are the controller (`false` when we are not, or the table is full).
+    RateReport {
+        /// Whether it went into the fleet's sum.
+        recorded: bool,
+    },
 }
 
 /// A message the engine rejected, and counted.

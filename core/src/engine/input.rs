@@ -9,7 +9,8 @@ use crate::stats::{RejectReason, SwitchCause};
 use crate::strategy::{Role, Strategy};
 use crate::time::Instant;
 use crate::wire::{
-    decode, escaped_len, DecodeError, Invalidation, Message, StrategyUpdate, MAX_ESCAPE_PER_BYTE,
+    decode, escaped_len, DecodeError, Invalidation, Message, RateReport, StrategyUpdate,
+    MAX_ESCAPE_PER_BYTE,
 };
 
 impl Engine {
@@ -148,8 +149,25 @@ impl Engine {
         match (message, on_invalidation) {
             (Message::Invalidate(inv), true) => Ok(self.apply_invalidation(inv)),
             (Message::StrategyUpdate(update), false) => Ok(self.apply_decision(now, update)),
+            (Message::RateReport(report), false) => Ok(self.apply_report(now, report)),
             _ => Err(self.reject(RejectReason::WrongChannel, None, false)),
         }
+    }
+
+    fn apply_report(&mut self, now: Instant, report: RateReport<'_>) -> Handled {
+        self.stats.messages_received += 1;
+        if self.role != Role::Controller {
+            return Handled::RateReport { recorded: false };
+        }
+        let max_age = self.report_max_age();
+        let recorded = self
+            .peers
+            .record(report.source, report.write_rate, now, max_age)
+            .is_ok();
+        if !recorded {
+            self.stats.reports_dropped += 1;
+        }
+        Handled::RateReport { recorded }
     }
 
     fn reject(
@@ -217,10 +235,11 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.observe(now);
         // Bounded: each timer is taken at most once per call.
-        for _ in 0..2 {
+        for _ in 0..3 {
             match self.timers.take_expired(now) {
                 Some(Timer::ControllerTick) => self.controller_tick(now),
                 Some(Timer::BatchFlush) => self.batch_tick(now),
+                Some(Timer::RateReport) => self.report_tick(now),
                 None => break,
             }
         }
@@ -237,9 +256,26 @@ impl Engine {
         }
     }
 
+    fn report_tick(&mut self, now: Instant) {
+        if !self.running || self.role == Role::Controller {
+            return;
+        }
+        self.timers
+            .set(Timer::RateReport, now + self.config.controller_interval());
+        let own = self.tracker.rate(now);
+        self.stats.own_write_rate = own;
+        self.publish_report(now, own);
+    }
+
     fn controller_tick(&mut self, now: Instant) {
-        let rate = self.tracker.rate(now);
+        // The fleet's rate: ours plus the live reports of the others.
+        let own = self.tracker.rate(now);
+        let max_age = self.report_max_age();
+        let (others, reporting) = self.peers.sum(now, max_age);
+        let rate = own + others;
+        self.stats.own_write_rate = own;
         self.stats.write_rate = rate;
+        self.stats.reporting_instances = reporting as u64;
         if !self.running || self.role != Role::Controller {
             return;
         }

@@ -57,10 +57,12 @@ mod effect;
 mod error;
 mod input;
 mod output;
+mod peers;
 mod timers;
 
 pub use effect::{DropReason, Effect, InvalidatedKeys, InvalidatedKeysIter, MessageKind, Publish};
 pub use error::{Handled, Rejection, WriteError};
+pub use peers::MAX_PEERS;
 pub use timers::Timer;
 
 use crate::batch::DefaultBatchBuffer;
@@ -73,6 +75,7 @@ use crate::strategy::{Role, Strategy};
 use crate::time::{Instant, MonotonicClamp};
 use crate::wire::{escaped_len, invalidation_len_bound, Limits};
 use output::Outbox;
+use peers::Peers;
 use timers::Timers;
 
 /// Longest instance id, in bytes.
@@ -99,6 +102,8 @@ pub struct Engine {
     outbox: Outbox,
     stats: Stats,
     lengths: Lengths,
+    /// The controller's table of followers' reported write rates.
+    peers: Peers,
 }
 
 /// Encoded lengths fixed for the engine's life, kept off the write path.
@@ -147,6 +152,7 @@ impl Engine {
             wall: None,
             outbox: Outbox::new(),
             stats: Stats::default(),
+            peers: Peers::default(),
         })
     }
 
@@ -278,17 +284,29 @@ impl Engine {
     }
 
     fn arm_timers(&mut self, now: Instant) {
+        let interval = self.config.controller_interval();
         match self.role {
-            Role::Controller => self.timers.arm_if_idle(
-                Timer::ControllerTick,
-                now + self.config.controller_interval(),
-            ),
-            _ => self.timers.stop(Timer::ControllerTick),
+            Role::Controller => {
+                self.timers
+                    .arm_if_idle(Timer::ControllerTick, now + interval);
+                self.timers.stop(Timer::RateReport);
+            }
+            _ => {
+                self.timers.stop(Timer::ControllerTick);
+                self.timers.arm_if_idle(Timer::RateReport, now + interval);
+                self.peers.clear();
+            }
         }
         if self.strategy == Strategy::Batched || !self.batch.is_empty() {
             self.timers
                 .arm_if_idle(Timer::BatchFlush, now + self.config.batch_interval());
         }
+    }
+
+    /// Reports older than this are out of the fleet's sum: two intervals, so
+    /// one late or lost report does not drop a live instance.
+    fn report_max_age(&self) -> crate::time::Duration {
+        self.config.controller_interval().saturating_mul(2)
     }
 
     fn unix_time(&self, now: Instant) -> f64 {

@@ -258,6 +258,22 @@ impl Engine {
         }
     }
 
+    /// Queues a report of this instance's own write rate for the controller.
+    /// A full outbox skips it (counted): the next interval reports again.
+    pub(crate) fn publish_report(&mut self, now: Instant, rate: f64) {
+        let timestamp = self.unix_time(now);
+        let id = &self.instance_id;
+        let sent = self
+            .outbox
+            .queue_publish(Channel::Strategy, MessageKind::RateReport, |out| {
+                crate::wire::encode_rate_report(out, rate, timestamp, id)
+            });
+        match sent {
+            Ok(()) => self.stats.reports_sent += 1,
+            Err(Overflow) => self.stats.outbox_stalls += 1,
+        }
+    }
+
     /// Whether a one-key invalidation of `key` fits `max_message_bytes`.
     #[inline]
     pub(crate) fn key_fits(&self, key: &str) -> bool {

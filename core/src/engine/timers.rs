@@ -10,11 +10,13 @@ pub enum Timer {
     ControllerTick,
     /// The batch buffer's next flush.
     BatchFlush,
+    /// A follower's next report of its write rate to the controller.
+    RateReport,
 }
 
 impl Timer {
-    const COUNT: usize = 2;
-    const ALL: [Timer; Self::COUNT] = [Timer::ControllerTick, Timer::BatchFlush];
+    const COUNT: usize = 3;
+    const ALL: [Timer; Self::COUNT] = [Timer::ControllerTick, Timer::BatchFlush, Timer::RateReport];
 }
 
 /// Deadlines by timer; `None` is disarmed.

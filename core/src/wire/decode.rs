@@ -32,11 +32,15 @@ impl Default for Limits {
 
 /// A decoded message. Fields the original does not read are optional here too.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Message<'a> {
     /// `"action": "invalidate"`.
     Invalidate(Invalidation<'a>),
     /// `"action": "strategy_update"`.
     StrategyUpdate(StrategyUpdate<'a>),
+    /// `"action": "rate_report"`: an instance's own write rate, for the
+    /// controller's fleet-wide sum (an extension; the Python original ignores it).
+    RateReport(RateReport<'a>),
 }
 
 impl<'a> Message<'a> {
@@ -45,6 +49,7 @@ impl<'a> Message<'a> {
         match self {
             Message::Invalidate(m) => m.source,
             Message::StrategyUpdate(m) => m.source,
+            Message::RateReport(m) => Some(m.source),
         }
     }
 }
@@ -73,6 +78,17 @@ pub struct StrategyUpdate<'a> {
     pub timestamp: Option<f64>,
     /// The sender's instance id.
     pub source: Option<JsonStr<'a>>,
+}
+
+/// One instance's write rate, reported to the controller every interval.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateReport<'a> {
+    /// Writes per second over the sender's sliding window (finite, ≥ 0).
+    pub write_rate: f64,
+    /// Unix seconds at the sender.
+    pub timestamp: Option<f64>,
+    /// The sender's instance id (required: reports are summed per sender).
+    pub source: JsonStr<'a>,
 }
 
 /// The `keys` array of an invalidation, validated, read lazily.
@@ -231,6 +247,18 @@ impl<'a> Fields<'a> {
                 write_rate: self.write_rate,
                 timestamp: self.timestamp,
                 source: self.source,
+            }))
+        } else if action.eq_str("rate_report") {
+            let write_rate = self
+                .write_rate
+                .ok_or(DecodeError::MissingField("write_rate"))?;
+            if !(write_rate.is_finite() && write_rate >= 0.0) {
+                return Err(DecodeError::WrongType("write_rate"));
+            }
+            Ok(Message::RateReport(RateReport {
+                write_rate,
+                timestamp: self.timestamp,
+                source: self.source.ok_or(DecodeError::MissingField("source"))?,
             }))
         } else {
             Err(DecodeError::UnknownAction)

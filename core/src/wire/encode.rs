@@ -94,6 +94,32 @@ pub fn encode_strategy_update<S: Sink + ?Sized>(
     out.put(b"}")
 }
 
+/// Writes a rate report: `{"action": "rate_report", "write_rate": …, "timestamp": …, "source": …}`.
+///
+/// ```
+/// use aci_core::wire::encode_rate_report;
+/// let mut out = heapless::Vec::<u8, 256>::new();
+/// encode_rate_report(&mut out, 12.5, 1795689266.5, "f1").unwrap();
+/// assert_eq!(
+///     core::str::from_utf8(&out).unwrap(),
+///     r#"{"action": "rate_report", "write_rate": 12.5, "timestamp": 1795689266.5, "source": "f1"}"#
+/// );
+/// ```
+pub fn encode_rate_report<S: Sink + ?Sized>(
+    out: &mut S,
+    write_rate: f64,
+    timestamp: f64,
+    source: &str,
+) -> Result<(), Overflow> {
+    out.put(br#"{"action": "rate_report", "write_rate": "#)?;
+    write_float(out, write_rate)?;
+    out.put(br#", "timestamp": "#)?;
+    write_float(out, timestamp)?;
+    out.put(br#", "source": "#)?;
+    write_escaped(out, source)?;
+    out.put(b"}")
+}
+
 /// The exact length [`encode_invalidation`] writes for these arguments,
 /// given the keys' JSON length (`BatchBuffer::json_len` or `escaped_len`).
 pub fn invalidation_len(

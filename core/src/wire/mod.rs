@@ -20,10 +20,13 @@ mod escape;
 mod scan;
 mod sink;
 
-pub use decode::{decode, Invalidation, Keys, KeysIter, Limits, Message, StrategyUpdate};
+pub use decode::{
+    decode, Invalidation, Keys, KeysIter, Limits, Message, RateReport, StrategyUpdate,
+};
 pub(crate) use encode::encode_invalidation_prefixed;
 pub use encode::{
-    encode_invalidation, encode_strategy_update, invalidation_len, invalidation_len_bound,
+    encode_invalidation, encode_rate_report, encode_strategy_update, invalidation_len,
+    invalidation_len_bound,
 };
 pub use error::DecodeError;
 pub(crate) use escape::MAX_ESCAPE_PER_BYTE;

@@ -19,9 +19,14 @@ pub struct Stats {
     pub total_writes: u64,
     /// The strategy in force.
     pub current_strategy: Strategy,
-    /// The latest write rate known (writes/s): measured by the controller, or
-    /// the one its latest decision carried.
+    /// The fleet's write rate (writes/s): on the controller, its own rate plus
+    /// the live reports of the others; on a follower, the rate the latest
+    /// decision carried.
     pub write_rate: f64,
+    /// This instance's own write rate at its latest tick or report (writes/s).
+    pub own_write_rate: f64,
+    /// On the controller: instances whose reports were in its latest sum.
+    pub reporting_instances: u64,
     /// The latest switches, oldest first (the original's `strategy_switches`).
     pub strategy_switches: Vec<SwitchRecord>,
     /// Every switch ever made.

@@ -262,3 +262,55 @@ fn password_and_acl_users_work_through_the_url() {
     let err = cache.set("k", "v").unwrap_err();
     assert!(matches!(err, aci_cache::Error::Transport(_)), "{err}");
 }
+
+#[test]
+fn the_fleet_switches_on_its_total_write_rate_wherever_the_writes_are() {
+    // Three instances; the write load sits on one follower, then moves to
+    // the other. The controller writes nothing: the original's controller
+    // would stay in ttl forever.
+    let ns = unique_namespace("fleet-rate");
+    let fast = |b: Builder| {
+        b.high_threshold(20.0)
+            .low_threshold(5.0)
+            .controller_interval(Duration::from_millis(200))
+            .sliding_window(Duration::from_secs(1))
+    };
+    let controller = fast(Builder::new().namespace(&ns).is_controller(true))
+        .connect(&shared_url())
+        .unwrap();
+    let f1 = follower(&ns, fast);
+    let f2 = follower(&ns, fast);
+    let hammer = |writer: &Cache, tag: &str| {
+        // ~100 writes/s for 1.2 s.
+        for i in 0..120 {
+            writer.set(&format!("{tag}:{i}"), "v").unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    hammer(&f1, "a");
+    assert!(
+        eventually(Duration::from_secs(2), || controller.strategy()
+            == Strategy::Eager)
+        .is_some(),
+        "load on f1 only: the controller measured {} writes/s",
+        controller.stats().write_rate
+    );
+    assert!(controller.stats().write_rate > 20.0);
+    assert_eq!(controller.stats().reporting_instances, 2);
+    // The load stops, then returns on f2: down to ttl, then up again.
+    assert!(eventually(Duration::from_secs(4), || controller.strategy()
+        == Strategy::Ttl)
+    .is_some());
+    hammer(&f2, "b");
+    assert!(eventually(Duration::from_secs(2), || {
+        [&controller, &f1, &f2]
+            .iter()
+            .all(|c| c.strategy() == Strategy::Eager)
+    })
+    .is_some());
+    assert_eq!(
+        controller.stats().total_writes,
+        0,
+        "the controller wrote nothing itself"
+    );
+}

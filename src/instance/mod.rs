@@ -403,6 +403,8 @@ impl Instance {
             total_writes: core.total_writes,
             current_strategy: engine.strategy(),
             write_rate: core.write_rate,
+            own_write_rate: core.own_write_rate,
+            reporting_instances: core.reporting_instances,
             strategy_switches: core.switches.iter().copied().collect(),
             total_switches: core.total_switches,
             invalidations_sent: core.invalidations_sent,

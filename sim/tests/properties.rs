@@ -207,3 +207,19 @@ fn load_only_on_followers_still_takes_the_fleet_to_eager() {
     assert!(obs.reports <= 4 * intervals, "{} reports", obs.reports);
     assert_eq!(obs.violation_count, 0);
 }
+
+#[test]
+fn rate_reports_do_not_grow_with_the_write_rate() {
+    let reports = |writes: f64| {
+        let mut c = scenario::config(Scenario::FollowerLoad, 3, 10, Duration::from_secs(120));
+        c.workload.writes = aci_sim::workload::Shape::Constant(writes);
+        Sim::new(c).unwrap().run(|_| {}).unwrap().reports
+    };
+    let (slow, fast) = (reports(20.0), reports(2_000.0));
+    // 9 followers, one report per 3 s interval each, over 120 s.
+    assert!((340..=370).contains(&slow), "{slow}");
+    assert_eq!(
+        slow, fast,
+        "reports: {slow} at 20 writes/s, {fast} at 2,000"
+    );
+}

@@ -8,10 +8,24 @@
 //! - [`AdaptiveCache`]: the blocking cache (a background thread subscribes
 //!   and runs the engine's timers).
 //! - `AsyncAdaptiveCache` (feature `tokio`): the same on tokio tasks.
+//! - [`Builder`]: the original's parameter names and defaults, validated.
 //! - [`Instance`](instance::Instance): the per-instance logic every driver
 //!   shares, sans-IO.
 //! - [`aci_core`] is re-exported whole: the engine, its configuration, the wire
 //!   format shared with the Python `aci-cache` 0.1.1.
+//!
+//! Features: `redis` (default), `tokio` (the async cache), `tls`
+//! (`rediss://`). The `aci-sim` crate runs the same [`Instance`](instance::Instance)
+//! logic in a deterministic fleet simulator.
+//!
+//! ```no_run
+//! let cache = aci_cache::AdaptiveCache::builder()
+//!     .namespace("user-service")
+//!     .connect("redis://127.0.0.1:6379")?;
+//! cache.set("user:42", "Alice")?;
+//! assert_eq!(cache.get_string("user:42")?.as_deref(), Some("Alice"));
+//! # Ok::<(), aci_cache::Error>(())
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

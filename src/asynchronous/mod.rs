@@ -240,6 +240,9 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
     }
 
     /// Deletes every key of the Redis database (`FLUSHDB`), as the original's `flush`.
+    ///
+    /// Other instances are not told (there is no message for "everything"):
+    /// their near caches keep what they hold until it expires (`local_ttl`).
     pub async fn flush(&self) -> Result<()> {
         self.shared.transport.flush_db().await?;
         self.shared.instance.commit_flush();

@@ -248,6 +248,9 @@ impl<T: Transport> AdaptiveCache<T> {
 
     /// Deletes every key of the Redis database (`FLUSHDB`), as the original's
     /// `flush`: a development and testing helper.
+    ///
+    /// Other instances are not told (there is no message for "everything"):
+    /// their near caches keep what they hold until it expires (`local_ttl`).
     pub fn flush(&self) -> Result<()> {
         self.shared.transport.flush_db()?;
         self.shared.instance.commit_flush();

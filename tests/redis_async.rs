@@ -174,3 +174,23 @@ async fn concurrent_async_misses_share_one_read() {
     // The in-memory read is instant, so later tasks may hit the cache; never more than one read.
     assert_eq!(memory.gets() - before, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_cache_notices_a_frozen_server() {
+    if !support::can_kill_servers() {
+        return;
+    }
+    let server = RedisServer::start();
+    let cache = pinned(&server.url(), "frozen", Strategy::Eager).await;
+    cache.set("k", "v").await.unwrap();
+    assert_eq!(cache.get_string("k").await.unwrap().as_deref(), Some("v"));
+    server.pause();
+    assert!(
+        eventually(Duration::from_secs(3), async || !cache.is_subscribed()).await,
+        "a frozen server went unnoticed"
+    );
+    assert!(cache.get("k").await.unwrap_err().is_unavailable());
+    server.resume();
+    assert!(eventually(Duration::from_secs(3), async || cache.is_subscribed()).await);
+    cache.stop().await;
+}

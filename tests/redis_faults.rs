@@ -250,3 +250,33 @@ fn stop_closes_the_subscription_and_restart_reopens_it() {
     assert_eq!(subscribers(&mut conn), 1);
     caches[0].set("k", "v").unwrap();
 }
+
+#[test]
+fn a_silent_partition_is_noticed_and_the_near_cache_dropped() {
+    if !support::can_kill_servers() {
+        return;
+    }
+    let server = RedisServer::start();
+    let timeout = Duration::from_millis(300);
+    let cache: AdaptiveCache<RedisTransport> = Builder::new()
+        .is_controller(false)
+        .timeout(timeout)
+        .connect(&server.url())
+        .unwrap();
+    cache.set("k", "v").unwrap();
+    assert_eq!(cache.get_string("k").unwrap().as_deref(), Some("v"));
+    // Frozen: sockets stay open, nothing answers, no invalidation can arrive.
+    server.pause();
+    let noticed = eventually(Duration::from_secs(3), || !cache.is_subscribed());
+    assert!(noticed.is_some(), "a frozen server went unnoticed");
+    assert!(cache.stats().subscription_losses >= 1);
+    let asked = Instant::now();
+    assert!(
+        cache.get("k").unwrap_err().is_unavailable(),
+        "no stale answer from the near cache"
+    );
+    assert!(asked.elapsed() < timeout * 3);
+    server.resume();
+    assert!(eventually(Duration::from_secs(3), || cache.is_subscribed()).is_some());
+    assert_eq!(cache.get_string("k").unwrap().as_deref(), Some("v"));
+}

@@ -57,6 +57,25 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing answers,
+    /// as in a silent network partition.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .args([which, &child.id().to_string()])
+                .status();
+        }
+    }
+
     /// Starts the server again on the same port.
     pub fn restart(&mut self) {
         self.kill();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use redis::aio::{MultiplexedConnection, PubSubStream};
+use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisResult};
 
 use super::{AsyncSubscription, AsyncTransport};
@@ -170,8 +170,11 @@ impl AsyncTransport for RedisAsyncTransport {
         let mut pubsub = self.within(self.client.get_async_pubsub()).await?;
         let channels: Vec<String> = channels.iter().map(|c| (*c).to_owned()).collect();
         self.within(pubsub.subscribe(channels)).await?;
+        let (sink, stream) = pubsub.split();
         Ok(RedisAsyncSubscription {
-            stream: pubsub.into_on_message(),
+            sink,
+            stream,
+            timeout: self.timeout,
         })
     }
 
@@ -182,9 +185,15 @@ impl AsyncTransport for RedisAsyncTransport {
     }
 }
 
+/// After this long without a message the subscription pings the server, so a
+/// server that stopped answering without closing the connection is noticed.
+const HEALTH_CHECK_AFTER: Duration = Duration::from_secs(1);
+
 /// A subscription on its own async Redis connection; dropping it closes the connection.
 pub struct RedisAsyncSubscription {
+    sink: PubSubSink,
     stream: PubSubStream,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for RedisAsyncSubscription {
@@ -196,12 +205,24 @@ impl std::fmt::Debug for RedisAsyncSubscription {
 
 impl AsyncSubscription for RedisAsyncSubscription {
     async fn recv(&mut self) -> Result<Received, TransportError> {
-        match self.stream.next().await {
-            Some(msg) => Ok(Received {
-                channel: msg.get_channel_name().to_owned(),
-                payload: Bytes::copy_from_slice(msg.get_payload_bytes()),
-            }),
-            None => Err(TransportError::SubscriptionClosed),
+        loop {
+            match tokio::time::timeout(HEALTH_CHECK_AFTER, self.stream.next()).await {
+                Ok(Some(msg)) => {
+                    return Ok(Received {
+                        channel: msg.get_channel_name().to_owned(),
+                        payload: Bytes::copy_from_slice(msg.get_payload_bytes()),
+                    })
+                }
+                Ok(None) => return Err(TransportError::SubscriptionClosed),
+                Err(_quiet) => {
+                    match tokio::time::timeout(self.timeout, self.sink.ping::<redis::Value>()).await
+                    {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => return Err(TransportError::from_redis(e, self.timeout)),
+                        Err(_) => return Err(TransportError::Timeout(self.timeout)),
+                    }
+                }
+            }
         }
     }
 }

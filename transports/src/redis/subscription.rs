@@ -17,6 +17,11 @@ use crate::{Received, Subscription, TransportError};
 
 /// How often the reader thread checks whether it should stop.
 const POLL: Duration = Duration::from_millis(50);
+/// After this long without a message the reader pings the server: a server
+/// that stopped answering without closing the connection (a silent network
+/// partition, a frozen process) would otherwise go unnoticed until TCP gives
+/// up, while invalidations are being missed.
+const HEALTH_CHECK_AFTER: Duration = Duration::from_secs(1);
 
 /// A live subscription on its own Redis connection.
 pub struct RedisSubscription {
@@ -91,9 +96,18 @@ fn read_loop(
         return;
     }
     let _ = ready.send(Ok(()));
+    let mut last_heard = std::time::Instant::now();
     while !stop.load(Ordering::SeqCst) {
+        if last_heard.elapsed() >= HEALTH_CHECK_AFTER {
+            if let Err(e) = health_check(&mut pubsub, timeout) {
+                let _ = tx.send(Err(e));
+                return;
+            }
+            last_heard = std::time::Instant::now();
+        }
         match pubsub.get_message() {
             Ok(msg) => {
+                last_heard = std::time::Instant::now();
                 let received = Received {
                     channel: msg.get_channel_name().to_owned(),
                     payload: Bytes::copy_from_slice(msg.get_payload_bytes()),
@@ -109,6 +123,15 @@ fn read_loop(
             }
         }
     }
+}
+
+/// `PING` on the subscribed connection, answered within `timeout` or failed.
+fn health_check(pubsub: &mut redis::PubSub<'_>, timeout: Duration) -> Result<(), TransportError> {
+    let map = |e| TransportError::from_redis(e, timeout);
+    pubsub.set_read_timeout(Some(timeout)).map_err(map)?;
+    // Messages that arrive before the answer are kept for `get_message`.
+    pubsub.ping::<redis::Value>().map_err(map)?;
+    pubsub.set_read_timeout(Some(POLL)).map_err(map)
 }
 
 impl Subscription for RedisSubscription {

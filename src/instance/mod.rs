@@ -266,9 +266,8 @@ impl Instance {
     /// Before writing `key` (the user's key): tells the engine, and returns
     /// the messages to send in the same round trip as the `SET`.
     pub fn prepare_write(&self, key: &str, now: Instant) -> Result<PreparedWrite> {
-        let outbound = self.with_engine(now, |engine| {
-            engine.handle_write(now, key).map_err(Error::from)
-        })?;
+        let outbound =
+            self.with_engine(|engine| engine.handle_write(now, key).map_err(Error::from))?;
         Ok(PreparedWrite {
             outbound,
             token: self.near.begin_write(key),
@@ -290,9 +289,7 @@ impl Instance {
 
     /// Before deleting `key`: the invalidation to send with the `DEL`.
     pub fn prepare_delete(&self, key: &str, now: Instant) -> Result<Outbound> {
-        self.with_engine(now, |engine| {
-            engine.handle_delete(now, key).map_err(Error::from)
-        })
+        self.with_engine(|engine| engine.handle_delete(now, key).map_err(Error::from))
     }
 
     /// After Redis deleted `key`.
@@ -309,7 +306,7 @@ impl Instance {
 
     /// A message arrived on a subscribed channel.
     pub fn handle_message(&self, channel: &str, payload: &[u8], now: Instant) -> Outbound {
-        self.with_engine(now, |engine| {
+        self.with_engine(|engine| {
             match engine.handle_message(now, channel, payload) {
                 Ok(Handled::Invalidation { foreign, .. }) if foreign > 0 => {
                     tracing::warn!(
@@ -328,7 +325,7 @@ impl Instance {
 
     /// Runs the engine's due timers; the messages they produced.
     pub fn handle_timeout(&self, now: Instant) -> Outbound {
-        self.with_engine(now, |engine| {
+        self.with_engine(|engine| {
             engine.handle_timeout(now);
             Ok(())
         })
@@ -353,7 +350,7 @@ impl Instance {
             self.counters.subscription_losses.increment();
         }
         self.near.set_enabled(false);
-        let _ = self.with_engine(now, |engine| {
+        let _ = self.with_engine(|engine| {
             engine.handle_subscription_lost(now);
             Ok(())
         });
@@ -374,7 +371,7 @@ impl Instance {
 
     /// Stops the engine: the final batch flush to publish.
     pub fn stop(&self, now: Instant) -> Outbound {
-        self.with_engine(now, |engine| {
+        self.with_engine(|engine| {
             engine.stop(now);
             Ok(())
         })
@@ -383,7 +380,7 @@ impl Instance {
 
     /// Pins the strategy (`Some`) or lets the controller decide (`None`).
     pub fn force_strategy(&self, strategy: Option<Strategy>, now: Instant) -> Outbound {
-        self.with_engine(now, |engine| {
+        self.with_engine(|engine| {
             engine.force_strategy(now, strategy);
             Ok(())
         })
@@ -426,11 +423,7 @@ impl Instance {
 
     /// Runs `op` on the engine, applies every effect it produced, and returns
     /// the messages to publish. Switch callbacks run after the lock is released.
-    fn with_engine(
-        &self,
-        _now: Instant,
-        op: impl FnOnce(&mut Engine) -> Result<()>,
-    ) -> Result<Outbound> {
+    fn with_engine(&self, op: impl FnOnce(&mut Engine) -> Result<()>) -> Result<Outbound> {
         let mut out = Outbound::default();
         let mut switches: Vec<SwitchRecord> = Vec::new();
         {

@@ -4,6 +4,7 @@
 //! ```text
 //! aci-sim run --scenario ramp [--seed N] [--instances N] [--duration 600s] [--csv FILE] [--svg FILE]
 //! aci-sim compare --scenario burst [--seed N] [--instances N] [--duration 600s]
+//!                 [--writes W/S] [--reads R/S] [--keys N] [--zipf S]   (run too)
 //! aci-sim list
 //! ```
 
@@ -13,6 +14,7 @@ use std::time::Instant;
 
 use aci_core::Duration;
 use aci_sim::scenario::{self, Scenario};
+use aci_sim::workload::{Keys, Shape};
 use aci_sim::{report, svg, Sim};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -64,6 +66,55 @@ struct Common {
     /// Simulated time: 600s, 10m, 1h.
     #[arg(long, default_value = "600s", value_parser = parse_duration)]
     duration: Duration,
+    /// Replace the scenario's write load by a constant rate (writes/s, fleet-wide).
+    #[arg(long)]
+    writes: Option<f64>,
+    /// Reads per second, fleet-wide (default 1,000).
+    #[arg(long)]
+    reads: Option<f64>,
+    /// Number of keys (default 2,000).
+    #[arg(long)]
+    keys: Option<usize>,
+    /// Zipf exponent of key popularity; 0 is uniform (default 0.9).
+    #[arg(long)]
+    zipf: Option<f64>,
+}
+
+impl Common {
+    /// The scenario's configuration with the command line's overrides.
+    fn config(&self) -> Result<aci_sim::SimConfig, String> {
+        let mut c = scenario::config(self.scenario, self.seed, self.instances, self.duration);
+        let rate = |name: &str, r: f64| {
+            if r.is_finite() && r >= 0.0 {
+                Ok(r)
+            } else {
+                Err(format!(
+                    "--{name} must be a non-negative number of operations per second"
+                ))
+            }
+        };
+        if let Some(w) = self.writes {
+            c.workload.writes = Shape::Constant(rate("writes", w)?);
+        }
+        if let Some(r) = self.reads {
+            c.workload.reads = Shape::Constant(rate("reads", r)?);
+        }
+        if self.keys.is_some() || self.zipf.is_some() {
+            let count = self.keys.unwrap_or(2_000);
+            if count == 0 {
+                return Err("--keys must be at least 1".into());
+            }
+            let s = self.zipf.unwrap_or(0.9);
+            if !(s.is_finite() && s >= 0.0) {
+                return Err("--zipf must be a non-negative number".into());
+            }
+            c.workload.keys = Keys::zipf(count, s);
+        }
+        if self.instances == 0 {
+            return Err("--instances must be at least 1".into());
+        }
+        Ok(c)
+    }
 }
 
 fn parse_scenario(name: &str) -> Result<Scenario, String> {
@@ -147,12 +198,13 @@ fn main() -> ExitCode {
             csv,
             svg: svg_path,
         } => {
-            let config = scenario::config(
-                common.scenario,
-                common.seed,
-                common.instances,
-                common.duration,
-            );
+            let config = match common.config() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("aci-sim: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let started = Instant::now();
             let mut progress = Progress::new(common.scenario.name());
             let result =
@@ -194,12 +246,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Compare { common } => {
-            let config = scenario::config(
-                common.scenario,
-                common.seed,
-                common.instances,
-                common.duration,
-            );
+            let config = match common.config() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("aci-sim: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let mut progress = Progress::new(common.scenario.name());
             let runs = scenario::compare(&config, |name, f| progress.update(Some(name), f));
             progress.finish();

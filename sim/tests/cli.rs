@@ -1,0 +1,83 @@
+//! The `aci-sim` command as a user runs it: no Redis, a report, an exit status.
+
+use std::process::Command;
+
+fn aci_sim(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_aci-sim"))
+        .args(args)
+        .env_remove("SIM_SEED")
+        .output()
+        .expect("run aci-sim");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn run_prints_a_report_and_writes_csv_and_svg() {
+    let dir = std::env::temp_dir().join(format!("aci-sim-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (csv, svg) = (dir.join("t.csv"), dir.join("t.svg"));
+    let (code, stdout, stderr) = aci_sim(&[
+        "run",
+        "--scenario",
+        "burst",
+        "--duration",
+        "90s",
+        "--instances",
+        "3",
+        "--seed",
+        "4",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("scenario burst  seed 4  instances 3"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("invariant violations: 0"), "{stdout}");
+    let csv = std::fs::read_to_string(csv).unwrap();
+    assert!(csv
+        .starts_with("t,offered_write_rate,measured_write_rate,strategy_0,strategy_1,strategy_2"));
+    assert!(csv.lines().count() > 80);
+    assert!(std::fs::read_to_string(svg).unwrap().starts_with("<svg"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn compare_prints_the_side_by_side_table() {
+    let (code, stdout, _) = aci_sim(&[
+        "compare",
+        "--scenario",
+        "steady-low",
+        "--duration",
+        "60s",
+        "--writes",
+        "30",
+    ]);
+    assert_eq!(code, 0);
+    for policy in ["always-ttl", "always-batched", "always-eager", "adaptive"] {
+        assert!(stdout.contains(&format!("| {policy} |")), "{stdout}");
+    }
+}
+
+#[test]
+fn bad_arguments_are_refused_with_a_clear_message() {
+    let (code, _, stderr) = aci_sim(&["run", "--scenario", "nope"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown scenario"), "{stderr}");
+    let (code, _, stderr) = aci_sim(&["run", "--scenario", "ramp", "--writes=-5"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--writes must be a non-negative"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = aci_sim(&["run", "--scenario", "ramp", "--duration", "10x"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown unit"), "{stderr}");
+}

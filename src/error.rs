@@ -70,5 +70,17 @@ impl From<aci_core::WriteError> for Error {
     }
 }
 
+/// A value as UTF-8 text, or [`Error::NotUtf8`] naming `key`.
+pub(crate) fn into_text(key: &str, value: Option<bytes::Bytes>) -> Result<Option<String>> {
+    value
+        .map(|bytes| {
+            String::from_utf8(bytes.to_vec()).map_err(|e| Error::NotUtf8 {
+                key: key.to_owned(),
+                source: e.utf8_error(),
+            })
+        })
+        .transpose()
+}
+
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -39,6 +39,7 @@ pub mod rng;
 pub mod scenario;
 mod server;
 mod sim;
+mod slab;
 pub mod svg;
 pub mod workload;
 

@@ -20,6 +20,7 @@ use crate::config::{Policy, SimConfig};
 use crate::observe::{Observations, Sample, TraceHash};
 use crate::rng::SimRng;
 use crate::server::Server;
+use crate::slab::Slab;
 use crate::workload::Writers;
 
 /// A failed run: the invariant or limit broken, and how to replay it.
@@ -122,7 +123,6 @@ struct Node {
     /// Bumped on crash: events of an earlier life are ignored.
     life: u32,
     alive: bool,
-    subscribed: bool,
     timer_at: Option<Instant>,
     strategy: Strategy,
 }
@@ -133,16 +133,14 @@ pub struct Sim {
     now: Instant,
     seq: u64,
     queue: BinaryHeap<Reverse<Scheduled>>,
-    events: Vec<Option<Event>>,
-    free_events: Vec<u32>,
+    events: Slab<Event>,
     rng: SimRng,
     nodes: Vec<Node>,
     server: Server,
     keys: Vec<String>,
     channels: [String; 2],
     /// Reads in flight: the leader's fill and the key index.
-    reads: Vec<Option<(Fill, usize)>>,
-    free_reads: Vec<usize>,
+    reads: Slab<(Fill, usize)>,
     obs: Observations,
     trace: TraceHash,
     disagree_since: Option<Instant>,
@@ -174,7 +172,6 @@ impl Sim {
                 instance,
                 life: 0,
                 alive: true,
-                subscribed: false,
                 timer_at: None,
                 strategy: Strategy::Ttl,
             });
@@ -192,14 +189,12 @@ impl Sim {
             now: Instant::ZERO,
             seq: 0,
             queue: BinaryHeap::new(),
-            events: Vec::new(),
-            free_events: Vec::new(),
+            events: Slab::default(),
             rng,
             nodes,
             keys,
             channels,
-            reads: Vec::new(),
-            free_reads: Vec::new(),
+            reads: Slab::default(),
             obs: Observations::default(),
             trace: TraceHash::default(),
             disagree_since: None,
@@ -225,10 +220,9 @@ impl Sim {
                     self.config.max_events
                 )));
             }
-            let Some(event) = self.events[scheduled.slot as usize].take() else {
+            let Some(event) = self.events.remove(scheduled.slot as usize) else {
                 continue;
             };
-            self.free_events.push(scheduled.slot);
             self.handle(event);
             if self.obs.events >= next_report {
                 next_report += 50_000;
@@ -249,16 +243,8 @@ impl Sim {
 
     fn schedule(&mut self, at: Instant, event: Event) {
         self.seq += 1;
-        let slot = match self.free_events.pop() {
-            Some(slot) => {
-                self.events[slot as usize] = Some(event);
-                slot
-            }
-            None => {
-                self.events.push(Some(event));
-                (self.events.len() - 1) as u32
-            }
-        };
+        // At most as many events are pending as the heap holds: u32 is ample.
+        let slot = self.events.insert(event) as u32;
         self.queue.push(Reverse(Scheduled {
             at,
             seq: self.seq,
@@ -275,7 +261,6 @@ impl Sim {
             let node = &mut self.nodes[i];
             node.instance.start(Instant::ZERO, 1.8e9);
             node.instance.subscribed();
-            node.subscribed = true;
             if let Policy::Fixed(s) = self.config.policy {
                 let out = node.instance.force_strategy(Some(s), Instant::ZERO);
                 self.publish_from(i, out);
@@ -323,10 +308,15 @@ impl Sim {
             } => {
                 self.trace.add(version);
                 if self.live(node, life) {
-                    let value = Bytes::copy_from_slice(&version.to_le_bytes());
-                    self.nodes[node]
-                        .instance
-                        .commit_write(write, &self.keys[key], value, self.now);
+                    let value = version.to_le_bytes();
+                    // Acknowledged: cannot fail.
+                    let _ = self.nodes[node].instance.finish_write(
+                        write,
+                        &self.keys[key],
+                        &value,
+                        Ok(()),
+                        self.now,
+                    );
                     self.after(node);
                 }
             }
@@ -355,7 +345,7 @@ impl Sim {
                 payload,
             } => {
                 self.trace.add(node as u64);
-                if self.live(node, life) && self.nodes[node].subscribed {
+                if self.live(node, life) && self.nodes[node].instance.is_subscribed() {
                     let out = self.nodes[node].instance.handle_message(
                         &self.channels[channel],
                         &payload,
@@ -375,14 +365,12 @@ impl Sim {
             }
             Event::OutageStart { node } => {
                 if self.nodes[node].alive {
-                    self.nodes[node].subscribed = false;
                     self.nodes[node].instance.subscription_lost(self.now);
                     self.after(node);
                 }
             }
             Event::OutageEnd { node } => {
                 if self.nodes[node].alive {
-                    self.nodes[node].subscribed = true;
                     self.nodes[node].instance.subscribed();
                     self.after(node);
                 }
@@ -401,7 +389,7 @@ impl Sim {
     }
 
     fn keys_index(&self, read: usize) -> usize {
-        self.reads[read].as_ref().map_or(0, |(_, key)| *key)
+        self.reads.get(read).map_or(0, |(_, key)| *key)
     }
 
     fn live(&self, node: usize, life: u32) -> bool {
@@ -479,7 +467,14 @@ impl Sim {
         self.after(node);
         if self.cut_off(node) {
             // The SET never reaches Redis: the cache forgets the key locally.
-            self.nodes[node].instance.abort_write(&self.keys[key]);
+            let cut_off = Err(TransportError::Unavailable("partitioned".into()));
+            let _ = self.nodes[node].instance.finish_write(
+                write,
+                &self.keys[key],
+                &[],
+                cut_off,
+                self.now,
+            );
             self.obs.failed_writes += 1;
             return;
         }
@@ -545,16 +540,7 @@ impl Sim {
                 self.check_fresh(node, key, version, strategy);
             }
             Lookup::Fill(fill) => {
-                let slot = match self.free_reads.pop() {
-                    Some(slot) => {
-                        self.reads[slot] = Some((fill, key));
-                        slot
-                    }
-                    None => {
-                        self.reads.push(Some((fill, key)));
-                        self.reads.len() - 1
-                    }
-                };
+                let slot = self.reads.insert((fill, key));
                 if self.cut_off(node) {
                     self.finish_read(node, self.nodes[node].life, slot, Err(()));
                 } else {
@@ -586,10 +572,9 @@ impl Sim {
         slot: usize,
         result: Result<Option<u64>, ()>,
     ) {
-        let Some((fill, _)) = self.reads[slot].take() else {
+        let Some((fill, _)) = self.reads.remove(slot) else {
             return;
         };
-        self.free_reads.push(slot);
         let read = match result {
             Ok(version) => Ok(version.map(|v| Bytes::copy_from_slice(&v.to_le_bytes()))),
             Err(()) => Err(TransportError::Unavailable("partitioned".into())),
@@ -679,7 +664,7 @@ impl Sim {
             let payload = Bytes::copy_from_slice(m.payload);
             for node in 0..self.nodes.len() {
                 let n = &self.nodes[node];
-                if !n.alive || !n.subscribed || self.cut_off(node) {
+                if !n.alive || !n.instance.is_subscribed() || self.cut_off(node) {
                     continue;
                 }
                 let life = n.life;
@@ -786,7 +771,7 @@ impl Sim {
         let laggards: Vec<usize> = (1..self.nodes.len())
             .filter(|&i| {
                 let n = &self.nodes[i];
-                n.alive && n.subscribed && !self.cut_off(i) && n.strategy != strategy
+                n.alive && n.instance.is_subscribed() && !self.cut_off(i) && n.strategy != strategy
             })
             .collect();
         if laggards.is_empty() {
@@ -832,7 +817,6 @@ impl Sim {
         node.instance = instance;
         node.alive = true;
         node.life = life + 1;
-        node.subscribed = true;
         node.timer_at = None;
         node.strategy = Strategy::Ttl;
         if let Policy::Fixed(s) = self.config.policy {

@@ -13,7 +13,7 @@ use aci_transports::Transport;
 use bytes::Bytes;
 
 use crate::clock::Clock;
-use crate::error::{Error, Result};
+use crate::error::{into_text, Error, Result};
 use crate::instance::{Instance, Lookup};
 use crate::settings::{Builder, Settings};
 use crate::stats::Stats;
@@ -162,33 +162,12 @@ impl<T: Transport> AdaptiveCache<T> {
             }
             Lookup::Wait(wait) => wait.wait_blocking(instance.settings().timeout),
         };
-        match result {
-            Err(e) if instance.settings().miss_on_error => {
-                instance.count_read_error();
-                tracing::warn!(key, error = %e, "read failed; answering a miss (miss_on_error)");
-                Ok(None)
-            }
-            Err(e) => {
-                instance.count_read_error();
-                Err(e)
-            }
-            ok => ok,
-        }
+        instance.settle_read(key, result)
     }
 
     /// The value of `key` as UTF-8 text.
     pub fn get_string(&self, key: &str) -> Result<Option<String>> {
-        match self.get(key)? {
-            None => Ok(None),
-            Some(bytes) => {
-                String::from_utf8(bytes.to_vec())
-                    .map(Some)
-                    .map_err(|e| Error::NotUtf8 {
-                        key: key.to_owned(),
-                        source: e.utf8_error(),
-                    })
-            }
-        }
+        into_text(key, self.get(key)?)
     }
 
     /// Writes `value` with the default TTL.
@@ -203,25 +182,11 @@ impl<T: Transport> AdaptiveCache<T> {
         let value = value.as_ref();
         let stored = instance.settings().stored_key(key);
         let write = instance.prepare_write(key, self.shared.clock.now())?;
-        match self
+        let sent = self
             .shared
             .transport
-            .set(&stored, value, ttl, &write.outbound.as_outgoing())
-        {
-            Ok(()) => {
-                instance.commit_write(
-                    write,
-                    key,
-                    Bytes::copy_from_slice(value),
-                    self.shared.clock.now(),
-                );
-                Ok(())
-            }
-            Err(e) => {
-                instance.abort_write(key);
-                Err(e.into())
-            }
-        }
+            .set(&stored, value, ttl, &write.outbound.as_outgoing());
+        instance.finish_write(write, key, value, sent, self.shared.clock.now())
     }
 
     /// Deletes `key` and tells the fleet at once, whatever the strategy.
@@ -230,20 +195,11 @@ impl<T: Transport> AdaptiveCache<T> {
         let instance = &self.shared.instance;
         let stored = instance.settings().stored_key(key);
         let outbound = instance.prepare_delete(key, self.shared.clock.now())?;
-        let result = self
+        let sent = self
             .shared
             .transport
             .delete(&stored, &outbound.as_outgoing());
-        match result {
-            Ok(existed) => {
-                instance.commit_delete(key);
-                Ok(existed)
-            }
-            Err(e) => {
-                instance.abort_write(key);
-                Err(e.into())
-            }
-        }
+        instance.finish_delete(key, sent)
     }
 
     /// Deletes every key of the Redis database (`FLUSHDB`), as the original's

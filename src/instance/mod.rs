@@ -256,9 +256,17 @@ impl Instance {
         })
     }
 
-    /// Counts a read that failed.
-    pub fn count_read_error(&self) {
+    /// Settles a read's result by the `miss_on_error` policy: a failure is
+    /// counted, then returned, or answered as a miss when the user opted in.
+    pub fn settle_read(&self, key: &str, read: Result<Option<Bytes>>) -> Result<Option<Bytes>> {
+        let Err(e) = read else { return read };
         self.counters.read_errors.increment();
+        if self.settings.miss_on_error {
+            tracing::warn!(key, error = %e, "read failed; answering a miss (miss_on_error)");
+            Ok(None)
+        } else {
+            Err(e)
+        }
     }
 
     // ----- writes -----
@@ -274,17 +282,30 @@ impl Instance {
         })
     }
 
-    /// After Redis acknowledged the write of `value` to `key`: cache it (read
-    /// your writes) unless a competing write or invalidation of the key
-    /// happened meanwhile, in which case the key is dropped instead.
-    pub fn commit_write(&self, write: PreparedWrite, key: &str, value: Bytes, now: Instant) {
-        self.near.finish_write(write.token, key, value, now);
-    }
-
-    /// After a write or delete of `key` whose outcome is unknown (it failed
-    /// or timed out): forget the key locally.
-    pub fn abort_write(&self, key: &str) {
-        self.near.invalidate(key);
+    /// Reports how the `SET` of a prepared write went. Acknowledged: cache
+    /// `value` (read your writes) unless a competing write or invalidation of
+    /// the key happened meanwhile, in which case the key is dropped instead.
+    /// Failed or timed out (it may or may not have happened): forget the key
+    /// locally, and return the error.
+    pub fn finish_write(
+        &self,
+        write: PreparedWrite,
+        key: &str,
+        value: &[u8],
+        sent: Result<(), TransportError>,
+        now: Instant,
+    ) -> Result<()> {
+        match sent {
+            Ok(()) => {
+                self.near
+                    .finish_write(write.token, key, Bytes::copy_from_slice(value), now);
+                Ok(())
+            }
+            Err(e) => {
+                self.near.invalidate(key);
+                Err(e.into())
+            }
+        }
     }
 
     /// Before deleting `key`: the invalidation to send with the `DEL`.
@@ -292,9 +313,11 @@ impl Instance {
         self.with_engine(|engine| engine.handle_delete(now, key).map_err(Error::from))
     }
 
-    /// After Redis deleted `key`.
-    pub fn commit_delete(&self, key: &str) {
+    /// Reports how the `DEL` went: either way the key leaves the near cache
+    /// (a failed delete may still have happened). Whether it existed.
+    pub fn finish_delete(&self, key: &str, sent: Result<bool, TransportError>) -> Result<bool> {
         self.near.invalidate(key);
+        Ok(sent?)
     }
 
     /// After `FLUSHDB`: nothing cached can be right.

@@ -31,7 +31,7 @@ use flight::{Flight, Flights, Outcome};
 pub type SwitchCallback = Arc<dyn Fn(Strategy, Strategy) + Send + Sync>;
 
 /// A write this instance is making: the messages to send with the `SET`, and
-/// the token [`Instance::commit_write`] needs once Redis acknowledges it.
+/// the token [`Instance::finish_write`] needs once Redis answers.
 #[derive(Debug)]
 #[must_use = "send the write, then commit or abort it"]
 pub struct PreparedWrite {

@@ -3,9 +3,10 @@
 //! Parameter names and defaults are the original `aci-cache` 0.1.1's
 //! (`high_threshold` 50 w/s, `low_threshold` 10 w/s, `default_ttl` 10 s,
 //! `batch_interval` 2.5 s, `controller_interval` 3 s, `sliding_window` 5 s,
-//! `channel_prefix` `"aci"`, no namespace, controller role), plus the knobs the
-//! original lacks: `local_ttl`, `hysteresis`, `min_dwell`, `rebroadcast` and
-//! message size caps.
+//! `channel_prefix` `"aci"`, no namespace), plus the knobs the original lacks:
+//! `local_ttl`, `hysteresis`, `min_dwell`, `rebroadcast`, message size caps,
+//! and the controller election (`role` [`Role::Auto`] by default, where the
+//! original made every instance a controller; `accept_termless_decisions`).
 
 use core::fmt::Write as _;
 
@@ -43,6 +44,7 @@ pub struct Config {
     pub(crate) min_dwell: Duration,
     pub(crate) rebroadcast: bool,
     pub(crate) role: Role,
+    pub(crate) accept_termless_decisions: bool,
     pub(crate) max_message_bytes: usize,
     pub(crate) max_message_keys: usize,
     pub(crate) channel_prefix: heapless::String<PREFIX_MAX_BYTES>,
@@ -50,6 +52,7 @@ pub struct Config {
     pub(crate) invalidation_channel: Name,
     pub(crate) strategy_channel: Name,
     pub(crate) key_prefix: Name,
+    pub(crate) lease_key: Name,
 }
 
 impl Default for Config {
@@ -111,6 +114,26 @@ impl Config {
     /// The role the engine starts in.
     pub fn role(&self) -> Role {
         self.role
+    }
+    /// Whether decisions without a term (sent by the Python original, or by
+    /// an instance forced to [`Role::Controller`]) are applied even while an
+    /// elected controller holds the lease.
+    pub fn accept_termless_decisions(&self) -> bool {
+        self.accept_termless_decisions
+    }
+    /// How long a controller's lease lasts unless renewed: 1.5 ×
+    /// `controller_interval`. It is renewed every interval, and a candidate
+    /// tries every interval, so a dead controller is replaced within
+    /// 2.5 intervals plus a round trip.
+    pub fn lease_ttl(&self) -> Duration {
+        let half = Duration::from_nanos(self.controller_interval.as_nanos() / 2);
+        self.controller_interval + half
+    }
+    /// The Redis key of the controller lease: `{prefix}:lease`, or
+    /// `{prefix}:{namespace}:lease`. Its value is `{term}:{holder id}`; the
+    /// term counter lives at the same key with `:term` appended.
+    pub fn lease_key(&self) -> &str {
+        &self.lease_key
     }
     /// Largest Pub/Sub payload sent or accepted, in bytes.
     pub fn max_message_bytes(&self) -> usize {
@@ -187,6 +210,7 @@ pub struct ConfigBuilder {
     min_dwell: Duration,
     rebroadcast: bool,
     role: Role,
+    accept_termless_decisions: bool,
     max_message_bytes: usize,
     max_message_keys: usize,
     channel_prefix: heapless::String<PREFIX_MAX_BYTES>,
@@ -228,7 +252,8 @@ impl ConfigBuilder {
             hysteresis: 0.2,
             min_dwell: Duration::ZERO,
             rebroadcast: true,
-            role: Role::Controller,
+            role: Role::Auto,
+            accept_termless_decisions: false,
             max_message_bytes: MESSAGE_BYTES_CAP,
             max_message_keys: 1000,
             channel_prefix: prefix,
@@ -278,8 +303,16 @@ impl ConfigBuilder {
         rebroadcast: bool
     );
     setter!(
-        /// The role to start in (default [`Role::Controller`], as the original).
+        /// The role (default [`Role::Auto`]: elect one controller through a
+        /// lease in Redis; the original made every instance a controller).
         role: Role
+    );
+    setter!(
+        /// Apply decisions that carry no term even while an elected controller
+        /// holds the lease (default false). Turn it on to let a Python
+        /// `aci-cache` controller, which sends no term, steer Rust instances
+        /// that also run elections; two controllers may then fight.
+        accept_termless_decisions: bool
     );
     setter!(
         /// Largest Pub/Sub payload sent or accepted, in bytes
@@ -343,7 +376,7 @@ impl ConfigBuilder {
     pub fn build(self) -> Result<Config, ConfigError> {
         crate::config_error::validate(&self.view())?;
         let local_ttl = self.local_ttl.unwrap_or(self.default_ttl);
-        let (invalidation_channel, strategy_channel, key_prefix) =
+        let (invalidation_channel, strategy_channel, key_prefix, lease_key) =
             derive_names(&self.channel_prefix, self.namespace.as_deref());
         Ok(Config {
             high_threshold: self.high_threshold,
@@ -357,6 +390,7 @@ impl ConfigBuilder {
             min_dwell: self.min_dwell,
             rebroadcast: self.rebroadcast,
             role: self.role,
+            accept_termless_decisions: self.accept_termless_decisions,
             max_message_bytes: self.max_message_bytes,
             max_message_keys: self.max_message_keys,
             channel_prefix: self.channel_prefix,
@@ -364,6 +398,7 @@ impl ConfigBuilder {
             invalidation_channel,
             strategy_channel,
             key_prefix,
+            lease_key,
         })
     }
 
@@ -386,24 +421,27 @@ impl ConfigBuilder {
     }
 }
 
-fn derive_names(prefix: &str, namespace: Option<&str>) -> (Name, Name, Name) {
+fn derive_names(prefix: &str, namespace: Option<&str>) -> (Name, Name, Name, Name) {
     let mut invalidation = Name::new();
     let mut strategy = Name::new();
     let mut key_prefix = Name::new();
+    let mut lease = Name::new();
     // CHANNEL_CAP leaves room for the longest prefix and namespace plus the
     // suffixes, so these writes cannot fail once the lengths are validated.
     let _ = match namespace {
         Some(ns) => {
             let _ = write!(invalidation, "{prefix}:{ns}:invalidation");
             let _ = write!(strategy, "{prefix}:{ns}:strategy");
+            let _ = write!(lease, "{prefix}:{ns}:lease");
             write!(key_prefix, "{prefix}:{ns}:")
         }
         None => {
             let _ = write!(invalidation, "{prefix}:invalidation");
+            let _ = write!(lease, "{prefix}:lease");
             write!(strategy, "{prefix}:strategy")
         }
     };
-    (invalidation, strategy, key_prefix)
+    (invalidation, strategy, key_prefix, lease)
 }
 
 #[cfg(test)]
@@ -422,7 +460,10 @@ mod tests {
         assert_eq!(c.sliding_window(), Duration::from_secs(5));
         assert_eq!(c.channel_prefix(), "aci");
         assert_eq!(c.namespace(), None);
-        assert_eq!(c.role(), Role::Controller);
+        assert_eq!(c.role(), Role::Auto);
+        assert!(!c.accept_termless_decisions());
+        assert_eq!(c.lease_ttl(), Duration::from_millis(4500));
+        assert_eq!(c.lease_key(), "aci:lease");
         assert_eq!(c.invalidation_channel(), "aci:invalidation");
         assert_eq!(c.strategy_channel(), "aci:strategy");
         assert_eq!(c.key_prefix(), "");
@@ -432,6 +473,7 @@ mod tests {
     fn namespace_prefixes_keys_and_channels() {
         let c = Config::builder().namespace("user-service").build().unwrap();
         assert_eq!(c.strategy_channel(), "aci:user-service:strategy");
+        assert_eq!(c.lease_key(), "aci:user-service:lease");
         let mut key = heapless::String::<64>::new();
         c.write_stored_key("profile:7", &mut key).unwrap();
         assert_eq!(key.as_str(), "aci:user-service:profile:7");

@@ -52,9 +52,12 @@ pub use config::{
     NAMESPACE_MAX_BYTES, PREFIX_MAX_BYTES,
 };
 pub use config_error::ConfigError;
-pub use engine::{DropReason, Effect, Engine, Handled, Publish, Rejection, WriteError};
+pub use engine::{
+    DropReason, Effect, Engine, Handled, LeaseOp, LeaseReply, LeaseRequest, Publish, Rejection,
+    WriteError,
+};
 pub use policy::Policy;
 pub use rate::RateTracker;
 pub use stats::{RejectReason, Stats, SwitchCause, SwitchRecord};
-pub use strategy::{Role, Strategy, UnknownStrategy};
+pub use strategy::{Role, Strategy, UnknownRole, UnknownStrategy};
 pub use time::{Duration, Instant};

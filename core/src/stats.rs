@@ -36,11 +36,19 @@ pub enum RejectReason {
     WrongChannel,
     /// A key outside this instance's namespace (counted per key).
     ForeignKey,
+    /// A decision from an older lease term than the controller we know.
+    StaleTerm,
+    /// A decision carrying the current term from an instance that does not
+    /// hold the lease: spoofed, or from a confused instance.
+    NotTheController,
+    /// A decision without a term while an elected controller holds the lease
+    /// (see `accept_termless_decisions`).
+    NoTerm,
 }
 
 impl RejectReason {
     /// Number of reasons.
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 14;
     /// Every reason, in counter order.
     pub const ALL: [RejectReason; Self::COUNT] = [
         RejectReason::TooLarge,
@@ -54,6 +62,9 @@ impl RejectReason {
         RejectReason::TooManyKeys,
         RejectReason::WrongChannel,
         RejectReason::ForeignKey,
+        RejectReason::StaleTerm,
+        RejectReason::NotTheController,
+        RejectReason::NoTerm,
     ];
 
     /// A short snake_case name, for logs and metrics labels.
@@ -70,6 +81,9 @@ impl RejectReason {
             RejectReason::TooManyKeys => "too_many_keys",
             RejectReason::WrongChannel => "wrong_channel",
             RejectReason::ForeignKey => "foreign_key",
+            RejectReason::StaleTerm => "stale_term",
+            RejectReason::NotTheController => "not_the_controller",
+            RejectReason::NoTerm => "no_term",
         }
     }
 }
@@ -176,6 +190,19 @@ pub struct Stats {
     pub reports_sent: u64,
     /// Rate reports not recorded (table full, id too long).
     pub reports_dropped: u64,
+    /// Whether this instance decides for the fleet now (forced to, or
+    /// holding the lease).
+    pub is_controller: bool,
+    /// The lease term of the controller this instance follows or is
+    /// (0: none known).
+    pub term: u64,
+    /// Times this instance won the lease.
+    pub leases_won: u64,
+    /// Times it lost a lease it held (renewal refused or not confirmed in
+    /// time, or a newer term seen) and stepped down.
+    pub leases_lost: u64,
+    /// Lease operations that failed (the store unreachable or slow).
+    pub lease_failures: u64,
     /// Every switch ever made.
     pub total_switches: u64,
     /// The latest switches, oldest first (at most [`SWITCH_HISTORY`]).

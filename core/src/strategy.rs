@@ -1,4 +1,4 @@
-//! The three invalidation strategies and the two roles an instance can play.
+//! The three invalidation strategies and the roles an instance can play.
 
 use core::fmt;
 use core::str::FromStr;
@@ -80,22 +80,49 @@ impl FromStr for Strategy {
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[non_exhaustive]
 pub enum Role {
-    /// Decides every `controller_interval` and broadcasts the decision
-    /// (the original's `is_controller=True`, its default).
+    /// Takes part in electing the fleet's controller through a lease in Redis
+    /// (the default): the instance holding the lease decides, the others
+    /// follow and stand ready to take over when the holder stops renewing.
     #[default]
+    Auto,
+    /// Always decides, every `controller_interval`, and broadcasts the
+    /// decision without a term (the original's `is_controller=True`).
     Controller,
-    /// Applies the decisions it receives and decides nothing
-    /// (the original's `is_controller=False`).
+    /// Applies the decisions it receives, never decides, never takes the
+    /// lease (the original's `is_controller=False`).
     Follower,
 }
 
 impl Role {
-    /// `"controller"` or `"follower"`.
+    /// `"auto"`, `"controller"` or `"follower"`.
     pub const fn as_str(self) -> &'static str {
         match self {
+            Role::Auto => "auto",
             Role::Controller => "controller",
             Role::Follower => "follower",
         }
+    }
+}
+
+/// The name given was not `auto`, `controller` or `follower`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownRole;
+
+impl fmt::Display for UnknownRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("unknown role: expected \"auto\", \"controller\" or \"follower\"")
+    }
+}
+
+impl core::error::Error for UnknownRole {}
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Role::Auto, Role::Controller, Role::Follower]
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or(UnknownRole)
     }
 }
 

@@ -15,6 +15,11 @@ fn engine_with(config: Config) -> Engine {
     engine
 }
 
+/// A forced controller: decides without an election.
+fn controller_config() -> Config {
+    Config::builder().role(Role::Controller).build().unwrap()
+}
+
 fn follower() -> Engine {
     engine_with(Config::builder().is_controller(false).build().unwrap())
 }
@@ -164,6 +169,7 @@ fn namespaced_writes_publish_stored_keys() {
 #[test]
 fn controller_decides_broadcasts_and_drops_on_tightening() {
     let config = Config::builder()
+        .role(Role::Controller)
         .high_threshold(5.0)
         .low_threshold(1.0)
         .build()
@@ -206,7 +212,8 @@ fn controller_decides_broadcasts_and_drops_on_tightening() {
 
 #[test]
 fn rebroadcast_can_be_turned_off() {
-    let mut e = engine_with(Config::builder().rebroadcast(false).build().unwrap());
+    let config = Config::builder().role(Role::Controller).rebroadcast(false);
+    let mut e = engine_with(config.build().unwrap());
     e.handle_timeout(Instant::from_secs(3));
     assert!(drain(&mut e).is_empty());
 }
@@ -233,7 +240,7 @@ fn follower_applies_decisions_and_ignores_its_own() {
 #[test]
 fn controller_and_pinned_instances_ignore_decisions() {
     let decision = br#"{"action": "strategy_update", "strategy": "eager", "source": "other"}"#;
-    let mut controller = engine_with(Config::default());
+    let mut controller = engine_with(controller_config());
     assert_eq!(
         controller.handle_message(Instant::ZERO, "aci:strategy", decision),
         Ok(Handled::DecisionIgnored)
@@ -459,7 +466,7 @@ fn report(source: &str, rate: f64) -> Vec<u8> {
 fn the_controller_decides_on_the_fleet_rate() {
     // The original decides on its own writes: an idle controller keeps a busy
     // fleet in ttl forever. Here followers' reports are summed.
-    let mut e = engine_with(Config::default());
+    let mut e = engine_with(controller_config());
     for (i, source) in ["f1", "f2", "f3"].iter().enumerate() {
         let handled = e.handle_message(
             Instant::from_millis(2900 + i as u64),
@@ -533,6 +540,7 @@ fn timestamps_follow_the_wall_clock_pairing() {
 #[test]
 fn min_dwell_holds_back_the_controller() {
     let config = Config::builder()
+        .role(Role::Controller)
         .high_threshold(5.0)
         .low_threshold(1.0)
         .min_dwell(Duration::from_secs(10))

@@ -4,7 +4,7 @@
 
 mod common;
 
-use aci_core::{Config, Duration, Engine, Instant, Policy, Strategy};
+use aci_core::{Config, Duration, Engine, Instant, Policy, Role, Strategy};
 use proptest::prelude::*;
 use proptest::strategy::Strategy as _;
 
@@ -77,7 +77,7 @@ proptest! {
 
     #[test]
     fn steady_rates_settle_on_the_table(rate in far_rate(10.0, 50.0, 0.25)) {
-        let mut engine = Engine::new(Config::default(), "c").unwrap();
+        let mut engine = Engine::new(Config::builder().role(Role::Controller).build().unwrap(), "c").unwrap();
         engine.start(Instant::ZERO);
         drive(&mut engine, Instant::from_secs(30), |_| rate);
         prop_assert_eq!(engine.strategy(), original_table(rate, 10.0, 50.0), "rate {}", rate);
@@ -90,14 +90,14 @@ proptest! {
 
         // Documented bound: with hysteresis 0.2 (the default) a rate inside
         // [40, 60] makes at most one switch: ttl -> batched, never to eager.
-        let mut damped = Engine::new(Config::default(), "c").unwrap();
+        let mut damped = Engine::new(Config::builder().role(Role::Controller).build().unwrap(), "c").unwrap();
         damped.start(Instant::ZERO);
         let damped_switches = drive(&mut damped, duration, hover);
         prop_assert!(damped_switches <= 1, "{} switches with hysteresis", damped_switches);
         prop_assert_ne!(damped.strategy(), Strategy::Eager);
 
         // Without it the same traffic flaps between batched and eager.
-        let bare = Config::builder().hysteresis(0.0).build().unwrap();
+        let bare = Config::builder().role(Role::Controller).hysteresis(0.0).build().unwrap();
         let mut flappy = Engine::new(bare, "c").unwrap();
         flappy.start(Instant::ZERO);
         let flappy_switches = drive(&mut flappy, duration, hover);

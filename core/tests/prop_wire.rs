@@ -65,16 +65,18 @@ proptest! {
     }
 
     #[test]
-    fn strategy_updates_round_trip(strat in strategy(), rate in finite(), timestamp in finite(), source in key()) {
+    fn strategy_updates_round_trip(strat in strategy(), rate in finite(), timestamp in finite(), source in key(), term in proptest::option::of(1..=aci_core::wire::MAX_TERM)) {
         let mut buf = heapless::Vec::<u8, 4096>::new();
-        encode_strategy_update(&mut buf, strat, rate, timestamp, &source).unwrap();
+        encode_strategy_update(&mut buf, strat, rate, timestamp, &source, term).unwrap();
         let reference: serde_json::Value = serde_json::from_slice(&buf).unwrap();
         prop_assert_eq!(reference["write_rate"].as_f64(), Some(rate));
+        prop_assert_eq!(reference["term"].as_u64(), term);
         let Ok(Message::StrategyUpdate(update)) = decode(&buf, limits()) else { panic!("did not decode") };
         prop_assert_eq!(update.strategy, strat);
         prop_assert_eq!(update.write_rate, Some(rate));
         prop_assert_eq!(update.timestamp, Some(timestamp));
         prop_assert!(update.source.unwrap().eq_str(&source));
+        prop_assert_eq!(update.term, term);
     }
 
     #[test]

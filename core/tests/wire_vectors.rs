@@ -67,6 +67,7 @@ fn every_vector_decodes_and_reencodes_byte_for_byte() {
                     update.write_rate.unwrap(),
                     update.timestamp.unwrap(),
                     &source,
+                    update.term,
                 )
                 .unwrap();
             }

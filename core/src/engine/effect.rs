@@ -21,6 +21,10 @@ pub enum Effect<'a> {
     Invalidate(InvalidatedKeys<'a>),
     /// Drop the whole near cache.
     InvalidateAll(DropReason),
+    /// Run a lease operation against the shared store, then report the
+    /// answer with [`Engine::handle_lease`](crate::Engine::handle_lease)
+    /// (except for [`LeaseOp::Release`](super::LeaseOp::Release)).
+    Lease(super::LeaseRequest<'a>),
 }
 
 /// A message to publish.

@@ -148,7 +148,7 @@ impl Engine {
         }
         match (message, on_invalidation) {
             (Message::Invalidate(inv), true) => Ok(self.apply_invalidation(inv)),
-            (Message::StrategyUpdate(update), false) => Ok(self.apply_decision(now, update)),
+            (Message::StrategyUpdate(update), false) => self.apply_decision(now, update),
             (Message::RateReport(report), false) => Ok(self.apply_report(now, report)),
             _ => Err(self.reject(RejectReason::WrongChannel, None, false)),
         }
@@ -156,9 +156,11 @@ impl Engine {
 
     fn apply_report(&mut self, now: Instant, report: RateReport<'_>) -> Handled {
         self.stats.messages_received += 1;
-        if self.role != Role::Controller {
+        if self.role == Role::Follower {
             return Handled::RateReport { recorded: false };
         }
+        // Recorded by candidates too: one that takes over decides at once,
+        // on the whole fleet's rate.
         let max_age = self.report_max_age();
         let recorded = self
             .peers
@@ -170,7 +172,7 @@ impl Engine {
         Handled::RateReport { recorded }
     }
 
-    fn reject(
+    pub(crate) fn reject(
         &mut self,
         reason: RejectReason,
         error: Option<DecodeError>,
@@ -213,10 +215,18 @@ impl Engine {
         Handled::Invalidation { keys, foreign }
     }
 
-    fn apply_decision(&mut self, now: Instant, update: StrategyUpdate<'_>) -> Handled {
+    fn apply_decision(
+        &mut self,
+        now: Instant,
+        update: StrategyUpdate<'_>,
+    ) -> Result<Handled, Rejection> {
         self.stats.messages_received += 1;
-        if self.role == Role::Controller || self.forced.is_some() {
-            return Handled::DecisionIgnored;
+        if self.role == Role::Controller {
+            return Ok(Handled::DecisionIgnored);
+        }
+        self.judge_decision(now, update.term, update.source)?;
+        if self.is_controller() || self.forced.is_some() {
+            return Ok(Handled::DecisionIgnored);
         }
         if let Some(rate) = update.write_rate.filter(|r| r.is_finite()) {
             self.stats.write_rate = rate;
@@ -227,7 +237,7 @@ impl Engine {
             SwitchCause::Received,
             update.write_rate,
         );
-        Handled::DecisionApplied
+        Ok(Handled::DecisionApplied)
     }
 
     /// Reports that `now` has reached a deadline from [`Engine::poll_timeout`].
@@ -235,8 +245,10 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.observe(now);
         // Bounded: each timer is taken at most once per call.
-        for _ in 0..3 {
+        for _ in 0..Timer::COUNT {
             match self.timers.take_expired(now) {
+                Some(Timer::LeaseExpiry) => self.lease_expired(now),
+                Some(Timer::Lease) => self.lease_tick(now),
                 Some(Timer::ControllerTick) => self.controller_tick(now),
                 Some(Timer::BatchFlush) => self.batch_tick(now),
                 Some(Timer::RateReport) => self.report_tick(now),
@@ -257,7 +269,7 @@ impl Engine {
     }
 
     fn report_tick(&mut self, now: Instant) {
-        if !self.running || self.role == Role::Controller {
+        if !self.running || self.is_controller() {
             return;
         }
         self.timers
@@ -267,7 +279,7 @@ impl Engine {
         self.publish_report(now, own);
     }
 
-    fn controller_tick(&mut self, now: Instant) {
+    pub(crate) fn controller_tick(&mut self, now: Instant) {
         // The fleet's rate: ours plus the live reports of the others.
         let own = self.tracker.rate(now);
         let max_age = self.report_max_age();
@@ -276,7 +288,7 @@ impl Engine {
         self.stats.own_write_rate = own;
         self.stats.write_rate = rate;
         self.stats.reporting_instances = reporting as u64;
-        if !self.running || self.role != Role::Controller {
+        if !self.running || !self.is_controller() {
             return;
         }
         self.timers.set(

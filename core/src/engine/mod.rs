@@ -14,10 +14,18 @@
 //! `None`, then sleep until `poll_timeout` and call `handle_timeout`. The engine
 //! never reads a clock, never sleeps and never does I/O.
 //!
-//! ```
-//! use aci_core::{Config, Effect, Engine, Instant, Strategy, Duration};
+//! An instance in the default [`Role::Auto`] first asks for the controller
+//! lease ([`Effect::Lease`]; see the [election](lease) rules); this one is
+//! forced to be the controller, as the original's `is_controller=True`:
 //!
-//! let config = Config::builder().high_threshold(5.0).low_threshold(1.0).build()?;
+//! ```
+//! use aci_core::{Config, Effect, Engine, Instant, Role, Strategy, Duration};
+//!
+//! let config = Config::builder()
+//!     .high_threshold(5.0)
+//!     .low_threshold(1.0)
+//!     .role(Role::Controller)
+//!     .build()?;
 //! let mut engine = Engine::new(config, "node-a")?;
 //! let mut now = Instant::ZERO;
 //! engine.start(now);
@@ -56,12 +64,14 @@
 mod effect;
 mod error;
 mod input;
+pub mod lease;
 mod output;
 mod peers;
 mod timers;
 
 pub use effect::{DropReason, Effect, InvalidatedKeys, InvalidatedKeysIter, MessageKind, Publish};
 pub use error::{Handled, Rejection, WriteError};
+pub use lease::{LeaseOp, LeaseReply, LeaseRequest};
 pub use peers::MAX_PEERS;
 pub use timers::Timer;
 
@@ -74,6 +84,7 @@ use crate::stats::{Stats, SwitchCause, SwitchRecord};
 use crate::strategy::{Role, Strategy};
 use crate::time::{Instant, MonotonicClamp};
 use crate::wire::{escaped_len, invalidation_len_bound, Limits};
+use lease::Election;
 use output::Outbox;
 use peers::Peers;
 use timers::Timers;
@@ -102,8 +113,10 @@ pub struct Engine {
     outbox: Outbox,
     stats: Stats,
     lengths: Lengths,
-    /// The controller's table of followers' reported write rates.
+    /// The latest write rate reported by each other instance: the
+    /// controller's sum, kept warm by candidates for a takeover.
     peers: Peers,
+    election: Election,
 }
 
 /// Encoded lengths fixed for the engine's life, kept off the write path.
@@ -153,6 +166,7 @@ impl Engine {
             outbox: Outbox::new(),
             stats: Stats::default(),
             peers: Peers::default(),
+            election: Election::default(),
         })
     }
 
@@ -170,7 +184,8 @@ impl Engine {
     pub fn strategy(&self) -> Strategy {
         self.strategy
     }
-    /// The role played.
+    /// The role configured or set (see [`Engine::is_controller`] for whether
+    /// an [`Role::Auto`] instance decides now).
     pub fn role(&self) -> Role {
         self.role
     }
@@ -201,7 +216,8 @@ impl Engine {
 
     // ----- commands -----
 
-    /// Starts deciding (controller) and flushing (batched).
+    /// Starts deciding (controller), running for the lease (auto) and
+    /// flushing (batched).
     pub fn start(&mut self, now: Instant) {
         let now = self.observe(now);
         if self.running {
@@ -212,14 +228,15 @@ impl Engine {
         self.arm_timers(now);
     }
 
-    /// Stops: flushes the batch buffer and disarms every timer. Writes are
-    /// refused until the next `start`.
+    /// Stops: flushes the batch buffer, releases the lease if held, and
+    /// disarms every timer. Writes are refused until the next `start`.
     pub fn stop(&mut self, now: Instant) {
         let now = self.observe(now);
         if !self.running {
             return;
         }
         self.flush_batch(now);
+        self.release_lease(now);
         self.running = false;
         self.timers.clear();
         if !self.batch.is_empty() {
@@ -229,10 +246,13 @@ impl Engine {
         }
     }
 
-    /// Changes role. A new controller makes its first decision one
-    /// `controller_interval` from now.
+    /// Changes role. A forced controller makes its first decision one
+    /// `controller_interval` from now; leaving [`Role::Auto`] releases the lease.
     pub fn set_role(&mut self, now: Instant, role: Role) {
         let now = self.observe(now);
+        if role != Role::Auto {
+            self.release_lease(now);
+        }
         self.role = role;
         if self.running {
             self.arm_timers(now);
@@ -248,7 +268,7 @@ impl Engine {
             if to != self.strategy {
                 self.switch_to(now, to, SwitchCause::Forced, None);
             }
-            if self.role == Role::Controller && self.running {
+            if self.is_controller() && self.running {
                 let rate = self.tracker.rate(now);
                 self.publish_decision(now, rate);
             }
@@ -285,17 +305,21 @@ impl Engine {
 
     fn arm_timers(&mut self, now: Instant) {
         let interval = self.config.controller_interval();
-        match self.role {
-            Role::Controller => {
-                self.timers
-                    .arm_if_idle(Timer::ControllerTick, now + interval);
-                self.timers.stop(Timer::RateReport);
-            }
-            _ => {
-                self.timers.stop(Timer::ControllerTick);
-                self.timers.arm_if_idle(Timer::RateReport, now + interval);
-                self.peers.clear();
-            }
+        if self.role == Role::Auto && !self.election.unsupported {
+            // The first request for the lease goes out at once.
+            self.timers.arm_if_idle(Timer::Lease, now);
+        } else {
+            self.timers.stop(Timer::Lease);
+            self.timers.stop(Timer::LeaseExpiry);
+        }
+        self.stats.is_controller = self.is_controller();
+        if self.is_controller() {
+            self.timers
+                .arm_if_idle(Timer::ControllerTick, now + interval);
+            self.timers.stop(Timer::RateReport);
+        } else {
+            self.timers.stop(Timer::ControllerTick);
+            self.timers.arm_if_idle(Timer::RateReport, now + interval);
         }
         if self.strategy == Strategy::Batched || !self.batch.is_empty() {
             self.timers

@@ -39,6 +39,7 @@ enum Queued {
         len: u32,
         keys: u32,
     },
+    Lease(super::LeaseOp),
 }
 
 #[derive(Clone, Debug)]
@@ -72,6 +73,12 @@ impl Outbox {
         if self.queue.push_back(Queued::Switched(record)).is_err() {
             stats.outbox_stalls += 1;
         }
+    }
+
+    pub(crate) fn queue_lease(&mut self, op: super::LeaseOp) -> Result<(), Overflow> {
+        self.queue
+            .push_back(Queued::Lease(op))
+            .map_err(|_| Overflow)
     }
 
     pub(crate) fn queue_drop_all(&mut self, reason: DropReason) {
@@ -166,6 +173,12 @@ impl Engine {
                 kind,
             }),
             Queued::Switched(record) => Effect::Switched(record),
+            Queued::Lease(op) => Effect::Lease(super::LeaseRequest {
+                key: self.config.lease_key(),
+                holder: &self.instance_id,
+                op,
+                ttl: self.config.lease_ttl(),
+            }),
             Queued::Invalidate { start, len, keys } => Effect::Invalidate(InvalidatedKeys::new(
                 &out.inbound[start as usize..(start + len) as usize],
                 keys as usize,
@@ -247,10 +260,11 @@ impl Engine {
     pub(crate) fn publish_decision(&mut self, now: Instant, rate: f64) {
         let timestamp = self.unix_time(now);
         let (strategy, id) = (self.strategy, &self.instance_id);
+        let term = self.election.held_term();
         let sent =
             self.outbox
                 .queue_publish(Channel::Strategy, MessageKind::StrategyUpdate, |out| {
-                    encode_strategy_update(out, strategy, rate, timestamp, id)
+                    encode_strategy_update(out, strategy, rate, timestamp, id, term)
                 });
         match sent {
             Ok(()) => self.stats.decisions_sent += 1,

@@ -70,10 +70,6 @@ impl Peers {
         (self.table.iter().map(|p| p.rate).sum(), self.table.len())
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.table.clear();
-    }
-
     fn prune(&mut self, now: Instant, max_age: Duration) {
         self.table.retain(|p| now - p.at <= max_age);
     }

@@ -12,11 +12,24 @@ pub enum Timer {
     BatchFlush,
     /// A follower's next report of its write rate to the controller.
     RateReport,
+    /// A candidate's next request for the controller lease, or the
+    /// holder's next renewal.
+    Lease,
+    /// When the lease held stops being surely ours, unless renewed.
+    LeaseExpiry,
 }
 
 impl Timer {
-    const COUNT: usize = 3;
-    const ALL: [Timer; Self::COUNT] = [Timer::ControllerTick, Timer::BatchFlush, Timer::RateReport];
+    pub(crate) const COUNT: usize = 5;
+    /// In the order due timers are handled: a lease that ran out is given up
+    /// before a decision could be made on it.
+    const ALL: [Timer; Self::COUNT] = [
+        Timer::LeaseExpiry,
+        Timer::Lease,
+        Timer::ControllerTick,
+        Timer::BatchFlush,
+        Timer::RateReport,
+    ];
 }
 
 /// Deadlines by timer; `None` is disarmed.

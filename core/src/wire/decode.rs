@@ -78,6 +78,9 @@ pub struct StrategyUpdate<'a> {
     pub timestamp: Option<f64>,
     /// The sender's instance id.
     pub source: Option<JsonStr<'a>>,
+    /// The term of the controller lease the sender held (an extension: the
+    /// Python original sends none, and ignores it). A positive integer.
+    pub term: Option<u64>,
 }
 
 /// One instance's write rate, reported to the controller every interval.
@@ -200,6 +203,7 @@ struct Fields<'a> {
     timestamp: Option<f64>,
     write_rate: Option<f64>,
     source: Option<JsonStr<'a>>,
+    term: Option<u64>,
 }
 
 fn read_fields<'a>(s: &mut Scanner<'a>, limits: Limits) -> Result<Fields<'a>, DecodeError> {
@@ -218,6 +222,7 @@ fn read_fields<'a>(s: &mut Scanner<'a>, limits: Limits) -> Result<Fields<'a>, De
             "timestamp" => f.timestamp = nullable(s, |s| number_field(s, "timestamp"))?,
             "write_rate" => f.write_rate = nullable(s, |s| number_field(s, "write_rate"))?,
             "source" => f.source = nullable(s, |s| string_field(s, "source"))?,
+            "term" => f.term = nullable(s, term_field)?,
             _ => s.skip_value()?,
         }
         if !s.eat(b',') {
@@ -247,6 +252,7 @@ impl<'a> Fields<'a> {
                 write_rate: self.write_rate,
                 timestamp: self.timestamp,
                 source: self.source,
+                term: self.term,
             }))
         } else if action.eq_str("rate_report") {
             let write_rate = self
@@ -297,6 +303,22 @@ fn number_field(s: &mut Scanner<'_>, field: &'static str) -> Result<f64, DecodeE
         Some(b'-' | b'0'..=b'9' | b'N' | b'I') => s.number(),
         _ => wrong_type(s, field),
     }
+}
+
+/// Largest term accepted: every integer up to it is exact in an `f64`, so
+/// any JSON reader agrees on its value.
+pub const MAX_TERM: u64 = (1 << 53) - 1;
+
+/// A lease term: an integer in `1..=MAX_TERM`, written without fraction or exponent.
+fn term_field(s: &mut Scanner<'_>) -> Result<u64, DecodeError> {
+    let start = s.pos();
+    let value = number_field(s, "term")?;
+    let text = s.slice(start, s.pos()).trim_start();
+    let integral = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    if !integral || !(1.0..=MAX_TERM as f64).contains(&value) {
+        return Err(DecodeError::WrongType("term"));
+    }
+    Ok(value as u64)
 }
 
 /// Reports a wrong type, unless the value is not even valid JSON.

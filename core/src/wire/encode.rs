@@ -70,11 +70,15 @@ where
 /// ```
 /// use aci_core::{wire::encode_strategy_update, Strategy};
 /// let mut out = heapless::Vec::<u8, 256>::new();
-/// encode_strategy_update(&mut out, Strategy::Eager, 20.0, 1795689266.6881335, "61d50dc5fe1b").unwrap();
+/// encode_strategy_update(&mut out, Strategy::Eager, 20.0, 1795689266.6881335, "61d50dc5fe1b", None).unwrap();
 /// assert_eq!(
 ///     core::str::from_utf8(&out).unwrap(),
 ///     r#"{"action": "strategy_update", "strategy": "eager", "write_rate": 20.0, "timestamp": 1795689266.6881335, "source": "61d50dc5fe1b"}"#
 /// );
+/// // An elected controller adds its lease's term, which the original ignores.
+/// out.clear();
+/// encode_strategy_update(&mut out, Strategy::Ttl, 0.0, 1.5, "a", Some(7)).unwrap();
+/// assert!(out.ends_with(br#""source": "a", "term": 7}"#));
 /// ```
 pub fn encode_strategy_update<S: Sink + ?Sized>(
     out: &mut S,
@@ -82,6 +86,7 @@ pub fn encode_strategy_update<S: Sink + ?Sized>(
     write_rate: f64,
     timestamp: f64,
     source: &str,
+    term: Option<u64>,
 ) -> Result<(), Overflow> {
     out.put(br#"{"action": "strategy_update", "strategy": ""#)?;
     out.put(strategy.as_str().as_bytes())?;
@@ -91,7 +96,25 @@ pub fn encode_strategy_update<S: Sink + ?Sized>(
     write_float(out, timestamp)?;
     out.put(br#", "source": "#)?;
     write_escaped(out, source)?;
+    if let Some(term) = term {
+        out.put(br#", "term": "#)?;
+        write_u64(out, term)?;
+    }
     out.put(b"}")
+}
+
+fn write_u64<S: Sink + ?Sized>(out: &mut S, mut n: u64) -> Result<(), Overflow> {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put(&digits[at..])
 }
 
 /// Writes a rate report: `{"action": "rate_report", "write_rate": …, "timestamp": …, "source": …}`.
@@ -220,7 +243,7 @@ mod tests {
     fn overflow_is_an_error_not_a_panic() {
         let mut out = heapless::Vec::<u8, 16>::new();
         assert_eq!(
-            encode_strategy_update(&mut out, Strategy::Ttl, 0.0, 0.0, "x"),
+            encode_strategy_update(&mut out, Strategy::Ttl, 0.0, 0.0, "x", None),
             Err(Overflow)
         );
     }

@@ -21,7 +21,7 @@ mod scan;
 mod sink;
 
 pub use decode::{
-    decode, Invalidation, Keys, KeysIter, Limits, Message, RateReport, StrategyUpdate,
+    decode, Invalidation, Keys, KeysIter, Limits, Message, RateReport, StrategyUpdate, MAX_TERM,
 };
 pub(crate) use encode::encode_invalidation_prefixed;
 pub use encode::{

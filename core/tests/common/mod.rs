@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests: effects as owned data.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
-use aci_core::{DropReason, Effect, Engine, SwitchRecord};
+use aci_core::{DropReason, Duration, Effect, Engine, LeaseOp, SwitchRecord};
 
 /// An effect, copied out of the engine's buffers.
 #[derive(Clone, Debug, PartialEq)]
@@ -10,6 +10,7 @@ pub(crate) enum Owned {
     Switched(SwitchRecord),
     Invalidate(Vec<String>),
     InvalidateAll(DropReason),
+    Lease { op: LeaseOp, ttl: Duration },
 }
 
 impl Owned {
@@ -59,6 +60,10 @@ pub(crate) fn own(effect: &Effect<'_>) -> Owned {
         Effect::Switched(s) => Owned::Switched(*s),
         Effect::Invalidate(keys) => Owned::Invalidate(keys.iter().map(str::to_owned).collect()),
         Effect::InvalidateAll(why) => Owned::InvalidateAll(*why),
+        Effect::Lease(request) => Owned::Lease {
+            op: request.op,
+            ttl: request.ttl,
+        },
         other => panic!("unexpected effect {other:?}"),
     }
 }

@@ -170,12 +170,22 @@ impl Builder {
         rebroadcast: bool
     );
     forward!(
-        /// Whether this instance decides for the fleet (default true, as the original).
+        /// The original's switch: `true` forces [`Role::Controller`] (decide
+        /// always, no election), `false` [`Role::Follower`]. Unset, the
+        /// instance is [`Role::Auto`].
         is_controller: bool
     );
     forward!(
-        /// The role: [`Role::Controller`] or [`Role::Follower`].
+        /// The role (default [`Role::Auto`]: the fleet elects one controller
+        /// through a lease in Redis, and replaces it within three
+        /// `controller_interval`s when it dies).
         role: Role
+    );
+    forward!(
+        /// Apply decisions without a term (from the Python original, or a
+        /// forced controller) even while an elected controller is alive
+        /// (default false: they are rejected and counted as `no_term`).
+        accept_termless_decisions: bool
     );
     forward!(
         /// Largest Pub/Sub payload sent or accepted (default 32 KiB).

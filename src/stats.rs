@@ -27,6 +27,15 @@ pub struct Stats {
     pub own_write_rate: f64,
     /// On the controller: instances whose reports were in its latest sum.
     pub reporting_instances: u64,
+    /// Whether this instance decides for the fleet now (forced to, or
+    /// elected: holding the lease).
+    pub is_controller: bool,
+    /// The lease term of the controller this instance is or follows (0: none known).
+    pub term: u64,
+    /// Times this instance won the controller lease.
+    pub leases_won: u64,
+    /// Times it lost the lease it held and stepped down.
+    pub leases_lost: u64,
     /// The latest switches, oldest first (the original's `strategy_switches`).
     pub strategy_switches: Vec<SwitchRecord>,
     /// Every switch ever made.

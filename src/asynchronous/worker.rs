@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aci_core::LeaseOp;
 use aci_transports::{AsyncSubscription, AsyncTransport};
 
 use super::Shared;
@@ -71,11 +72,34 @@ pub(super) async fn run<T: AsyncTransport>(shared: Arc<Shared<T>>) {
     instance.subscription_lost(shared.clock.now());
 }
 
-async fn publish<T: AsyncTransport>(shared: &Shared<T>, outbound: Outbound) {
-    if outbound.is_empty() {
-        return;
-    }
-    if let Err(e) = shared.transport.publish(&outbound.as_outgoing()).await {
-        tracing::warn!(error = %e, "could not publish");
+/// Publishes what the engine asked for, runs its lease operation and
+/// reports the answer, until nothing is left (a won lease publishes a decision).
+async fn publish<T: AsyncTransport>(shared: &Shared<T>, mut outbound: Outbound) {
+    // Bounded: a lease answer leads to a decision, never to another request.
+    for _ in 0..4 {
+        if outbound.has_messages() {
+            if let Err(e) = shared.transport.publish(&outbound.as_outgoing()).await {
+                tracing::warn!(error = %e, "could not publish");
+            }
+        }
+        let Some(call) = outbound.take_lease() else {
+            return;
+        };
+        let t = &shared.transport;
+        let answer = match call.op {
+            LeaseOp::Acquire { min_term } => {
+                t.lease_acquire(&call.key, &call.holder, call.ttl, min_term)
+                    .await
+            }
+            LeaseOp::Renew { term } => t.lease_renew(&call.key, &call.holder, term, call.ttl).await,
+            LeaseOp::Release { term } => {
+                if let Err(e) = t.lease_release(&call.key, &call.holder, term).await {
+                    tracing::debug!(error = %e, "could not release the lease; it will expire");
+                }
+                return;
+            }
+            _ => return,
+        };
+        outbound = shared.instance.handle_lease(answer, shared.clock.now());
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use aci_core::LeaseOp;
 use aci_transports::{Subscription, Transport};
 
 use super::Shared;
@@ -77,14 +78,36 @@ pub(super) fn run<T: Transport>(shared: &Shared<T>) {
     instance.subscription_lost(shared.clock.now());
 }
 
-fn publish<T: Transport>(shared: &Shared<T>, outbound: Outbound) {
-    if outbound.is_empty() {
-        return;
-    }
-    if let Err(e) = shared.transport.publish(&outbound.as_outgoing()) {
-        // The subscription breaks too when Redis does: every instance then
-        // drops its near cache, which covers what this message would have said.
-        tracing::warn!(error = %e, "could not publish");
+/// Publishes what the engine asked for, runs its lease operation and
+/// reports the answer, until nothing is left (a won lease publishes a decision).
+fn publish<T: Transport>(shared: &Shared<T>, mut outbound: Outbound) {
+    // Bounded: a lease answer leads to a decision, never to another request.
+    for _ in 0..4 {
+        if outbound.has_messages() {
+            if let Err(e) = shared.transport.publish(&outbound.as_outgoing()) {
+                // The subscription breaks too when Redis does: every instance then
+                // drops its near cache, which covers what this message would have said.
+                tracing::warn!(error = %e, "could not publish");
+            }
+        }
+        let Some(call) = outbound.take_lease() else {
+            return;
+        };
+        let t = &shared.transport;
+        let answer = match call.op {
+            LeaseOp::Acquire { min_term } => {
+                t.lease_acquire(&call.key, &call.holder, call.ttl, min_term)
+            }
+            LeaseOp::Renew { term } => t.lease_renew(&call.key, &call.holder, term, call.ttl),
+            LeaseOp::Release { term } => {
+                if let Err(e) = t.lease_release(&call.key, &call.holder, term) {
+                    tracing::debug!(error = %e, "could not release the lease; it will expire");
+                }
+                return;
+            }
+            _ => return,
+        };
+        outbound = shared.instance.handle_lease(answer, shared.clock.now());
     }
 }
 

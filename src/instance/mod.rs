@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant as StdInstant};
 
-use aci_core::{Effect, Engine, Handled, Instant, Strategy, SwitchRecord};
-use aci_transports::{Outgoing, TransportError};
+use aci_core::{Effect, Engine, Handled, Instant, LeaseOp, LeaseReply, Strategy, SwitchRecord};
+use aci_transports::{LeaseState, Outgoing, TransportError};
 use bytes::Bytes;
 use event_listener::Listener as _;
 
@@ -40,17 +40,41 @@ pub struct PreparedWrite {
     token: FillToken,
 }
 
-/// Messages to publish, in order, with the operation that produced them.
+/// Messages to publish, in order, with the operation that produced them,
+/// and the lease operation to run after publishing them, if any.
 #[derive(Debug, Default)]
 #[must_use = "messages the engine asked to publish"]
 pub struct Outbound {
     messages: Vec<(String, Vec<u8>)>,
+    lease: Option<LeaseCall>,
+}
+
+/// A lease operation to run against the transport, then report with
+/// [`Instance::handle_lease`] (a release needs no report).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseCall {
+    /// The lease's key.
+    pub key: String,
+    /// This instance's id.
+    pub holder: String,
+    /// What to do.
+    pub op: LeaseOp,
+    /// The lease's lifetime.
+    pub ttl: Duration,
 }
 
 impl Outbound {
-    /// Whether there is nothing to send.
+    /// Whether there is nothing to send or run.
     pub fn is_empty(&self) -> bool {
-        self.messages.is_empty()
+        self.messages.is_empty() && self.lease.is_none()
+    }
+    /// Whether there are messages to publish.
+    pub fn has_messages(&self) -> bool {
+        !self.messages.is_empty()
+    }
+    /// Takes the lease operation to run, if any.
+    pub fn take_lease(&mut self) -> Option<LeaseCall> {
+        self.lease.take()
     }
     /// The messages, borrowed for a transport call.
     pub fn as_outgoing(&self) -> Vec<Outgoing<'_>> {
@@ -346,6 +370,55 @@ impl Instance {
         .unwrap_or_default()
     }
 
+    /// Reports how the lease operation of a [`LeaseCall`] went; the
+    /// messages (a new controller's first decision) and any further lease
+    /// operation it led to.
+    pub fn handle_lease(
+        &self,
+        answer: Result<LeaseState, TransportError>,
+        now: Instant,
+    ) -> Outbound {
+        self.with_engine(|engine| {
+            let was_controller = engine.is_controller();
+            match &answer {
+                Ok(LeaseState::Held { term, holder }) => engine.handle_lease(
+                    now,
+                    LeaseReply::Held {
+                        term: *term,
+                        holder,
+                    },
+                ),
+                Ok(LeaseState::Vacant) => engine.handle_lease(now, LeaseReply::Vacant),
+                Err(TransportError::Unsupported(what)) => {
+                    tracing::warn!(
+                        what,
+                        "the transport has no leases: this instance decides for the fleet \
+                         without an election, as the original does"
+                    );
+                    engine.handle_lease(now, LeaseReply::Unsupported);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "controller lease operation failed");
+                    engine.handle_lease(now, LeaseReply::Failed);
+                }
+            }
+            match (was_controller, engine.is_controller()) {
+                (false, true) => {
+                    tracing::info!(term = engine.lease_term(), "became the fleet's controller")
+                }
+                (true, false) => tracing::info!("stepped down as the fleet's controller"),
+                _ => {}
+            }
+            Ok(())
+        })
+        .unwrap_or_default()
+    }
+
+    /// Whether this instance decides for the fleet now.
+    pub fn is_controller(&self) -> bool {
+        lock(&self.engine).is_controller()
+    }
+
     /// Runs the engine's due timers; the messages they produced.
     pub fn handle_timeout(&self, now: Instant) -> Outbound {
         self.with_engine(|engine| {
@@ -425,6 +498,10 @@ impl Instance {
             write_rate: core.write_rate,
             own_write_rate: core.own_write_rate,
             reporting_instances: core.reporting_instances,
+            is_controller: engine.is_controller(),
+            term: core.term,
+            leases_won: core.leases_won,
+            leases_lost: core.leases_lost,
             strategy_switches: core.switches.iter().copied().collect(),
             total_switches: core.total_switches,
             invalidations_sent: core.invalidations_sent,
@@ -489,6 +566,14 @@ impl Instance {
             Effect::InvalidateAll(reason) => {
                 tracing::debug!(%reason, "dropping the near cache");
                 self.near.clear();
+            }
+            Effect::Lease(request) => {
+                out.lease = Some(LeaseCall {
+                    key: request.key.to_owned(),
+                    holder: request.holder.to_owned(),
+                    op: request.op,
+                    ttl: Duration::from_nanos(request.ttl.as_nanos()),
+                });
             }
             other => tracing::debug!(?other, "unhandled engine effect"),
         }

@@ -18,6 +18,9 @@ pub enum TransportError {
     /// The backend answered with an error.
     #[error("backend error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The transport does not implement this operation (a default method).
+    #[error("the transport does not support {0}")]
+    Unsupported(&'static str),
 }
 
 impl TransportError {

@@ -1,8 +1,9 @@
 //! # aci-transports
 //!
 //! The one seam between aci-cache and the outside world: [`Transport`], a
-//! key/value store with TTLs plus Pub/Sub. aci-cache needs nothing else from a
-//! backend, so implementing this trait is all it takes to run on another one.
+//! key/value store with TTLs plus Pub/Sub, and a lease for electing the
+//! fleet's controller. aci-cache needs nothing else from a backend, so
+//! implementing this trait is all it takes to run on another one.
 //!
 //! - [`RedisTransport`] (feature `redis`, on by default): the `redis` crate,
 //!   with a small connection pool, timeouts on every operation, and a
@@ -21,6 +22,7 @@
 #[cfg(feature = "tokio")]
 mod asynchronous;
 mod error;
+mod lease;
 mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
@@ -31,6 +33,7 @@ pub use asynchronous::{AsyncSubscription, AsyncTransport};
 #[cfg(all(feature = "tokio", feature = "redis"))]
 pub use asynchronous::{RedisAsyncSubscription, RedisAsyncTransport};
 pub use error::TransportError;
+pub use lease::LeaseState;
 #[cfg(feature = "tokio")]
 pub use memory::MemoryAsyncSubscription;
 pub use memory::{MemorySubscription, MemoryTransport};

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::{Outgoing, Received, Subscription, Transport, TransportError};
+use crate::lease::{lease_value, parse_value, term_key};
+use crate::{LeaseState, Outgoing, Received, Subscription, Transport, TransportError};
 
 /// A shared in-memory "server": clones talk to the same data, so several
 /// caches in one process behave like a fleet on one Redis.
@@ -22,6 +23,8 @@ pub struct MemoryTransport {
 #[derive(Default)]
 struct Inner {
     values: Mutex<HashMap<String, (Bytes, Instant)>>,
+    /// Lease term counters (Redis keeps them as plain keys without expiry).
+    counters: Mutex<HashMap<String, u64>>,
     subscribers: Mutex<Vec<Subscriber>>,
     down: AtomicBool,
     /// Bumped when the server goes down: subscriptions from before are dead.
@@ -89,6 +92,28 @@ impl MemoryTransport {
     /// Number of live subscriptions.
     pub fn subscriptions(&self) -> usize {
         lock(&self.inner.subscribers).len()
+    }
+
+    /// Runs `op` on the live lease at `key` (`None` when vacant), atomically.
+    fn with_lease<T>(
+        &self,
+        key: &str,
+        op: impl FnOnce(&mut HashMap<String, (Bytes, Instant)>, Option<(u64, String)>) -> T,
+    ) -> Result<T, TransportError> {
+        self.check()?;
+        let mut values = lock(&self.inner.values);
+        let now = Instant::now();
+        let live = values
+            .get(key)
+            .filter(|(_, expires)| *expires > now)
+            .and_then(|(value, _)| {
+                let (term, holder) = parse_value(std::str::from_utf8(value).ok()?)?;
+                Some((term, holder.to_owned()))
+            });
+        if live.is_none() {
+            values.remove(key);
+        }
+        Ok(op(&mut values, live))
     }
 
     fn check(&self) -> Result<(), TransportError> {
@@ -178,7 +203,71 @@ impl Transport for MemoryTransport {
     fn flush_db(&self) -> Result<(), TransportError> {
         self.check()?;
         lock(&self.inner.values).clear();
+        lock(&self.inner.counters).clear();
         Ok(())
+    }
+
+    fn lease_acquire(
+        &self,
+        key: &str,
+        holder: &str,
+        ttl: Duration,
+        min_term: u64,
+    ) -> Result<LeaseState, TransportError> {
+        self.with_lease(key, |values, live| {
+            if let Some((term, current)) = live {
+                if current == holder {
+                    if let Some(entry) = values.get_mut(key) {
+                        entry.1 = Instant::now() + ttl;
+                    }
+                }
+                return LeaseState::Held {
+                    term,
+                    holder: current,
+                };
+            }
+            let mut counters = lock(&self.inner.counters);
+            let counter = counters.entry(term_key(key)).or_default();
+            *counter = (*counter + 1).max(min_term.saturating_add(1));
+            let term = *counter;
+            let value = Bytes::from(lease_value(term, holder));
+            values.insert(key.to_owned(), (value, Instant::now() + ttl));
+            LeaseState::Held {
+                term,
+                holder: holder.to_owned(),
+            }
+        })
+    }
+
+    fn lease_renew(
+        &self,
+        key: &str,
+        holder: &str,
+        term: u64,
+        ttl: Duration,
+    ) -> Result<LeaseState, TransportError> {
+        self.with_lease(key, |values, live| match live {
+            Some((held, current)) => {
+                if held == term && current == holder {
+                    if let Some(entry) = values.get_mut(key) {
+                        entry.1 = Instant::now() + ttl;
+                    }
+                }
+                LeaseState::Held {
+                    term: held,
+                    holder: current,
+                }
+            }
+            None => LeaseState::Vacant,
+        })
+    }
+
+    fn lease_release(&self, key: &str, holder: &str, term: u64) -> Result<(), TransportError> {
+        self.with_lease(key, |values, live| {
+            if live.is_some_and(|(held, current)| held == term && current == holder) {
+                values.remove(key);
+            }
+        })
     }
 }
 
@@ -189,7 +278,10 @@ mod asynchronous {
     use bytes::Bytes;
 
     use super::{lock, MemoryTransport, Subscriber, Tx};
-    use crate::{AsyncSubscription, AsyncTransport, Outgoing, Received, Transport, TransportError};
+    use crate::{
+        AsyncSubscription, AsyncTransport, LeaseState, Outgoing, Received, Transport,
+        TransportError,
+    };
 
     /// An async subscription to a [`MemoryTransport`].
     pub struct MemoryAsyncSubscription {
@@ -244,6 +336,32 @@ mod asynchronous {
         async fn flush_db(&self) -> Result<(), TransportError> {
             Transport::flush_db(self)
         }
+        async fn lease_acquire(
+            &self,
+            key: &str,
+            holder: &str,
+            ttl: Duration,
+            min_term: u64,
+        ) -> Result<LeaseState, TransportError> {
+            Transport::lease_acquire(self, key, holder, ttl, min_term)
+        }
+        async fn lease_renew(
+            &self,
+            key: &str,
+            holder: &str,
+            term: u64,
+            ttl: Duration,
+        ) -> Result<LeaseState, TransportError> {
+            Transport::lease_renew(self, key, holder, term, ttl)
+        }
+        async fn lease_release(
+            &self,
+            key: &str,
+            holder: &str,
+            term: u64,
+        ) -> Result<(), TransportError> {
+            Transport::lease_release(self, key, holder, term)
+        }
     }
 }
 
@@ -294,6 +412,30 @@ mod tests {
             assert_eq!((got.channel.as_str(), &got.payload[..]), (CH, &b"x"[..]));
         }
         assert_eq!(sub.recv(Duration::from_millis(1)).unwrap(), None);
+    }
+
+    #[test]
+    fn one_holder_at_a_time_with_growing_terms() {
+        let t = MemoryTransport::new();
+        let ttl = Duration::from_millis(50);
+        let held = |term: u64, holder: &str| LeaseState::Held {
+            term,
+            holder: holder.to_owned(),
+        };
+        assert_eq!(t.lease_acquire("L", "a", ttl, 0).unwrap(), held(1, "a"));
+        assert_eq!(t.lease_acquire("L", "b", ttl, 0).unwrap(), held(1, "a"));
+        assert_eq!(t.lease_renew("L", "b", 1, ttl).unwrap(), held(1, "a"));
+        assert_eq!(t.lease_renew("L", "a", 1, ttl).unwrap(), held(1, "a"));
+        t.lease_release("L", "b", 1).unwrap();
+        assert_eq!(t.lease_acquire("L", "b", ttl, 0).unwrap(), held(1, "a"));
+        t.lease_release("L", "a", 1).unwrap();
+        assert_eq!(t.lease_renew("L", "a", 1, ttl).unwrap(), LeaseState::Vacant);
+        assert_eq!(t.lease_acquire("L", "b", ttl, 0).unwrap(), held(2, "b"));
+        std::thread::sleep(Duration::from_millis(70));
+        assert_eq!(t.lease_renew("L", "b", 2, ttl).unwrap(), LeaseState::Vacant);
+        // A store that lost its counter still grants a term above the floor.
+        t.flush_db().unwrap();
+        assert_eq!(t.lease_acquire("L", "c", ttl, 9).unwrap(), held(10, "c"));
     }
 
     #[test]

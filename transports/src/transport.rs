@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::TransportError;
+use crate::{LeaseState, TransportError};
 
 /// A message to publish.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,4 +145,42 @@ pub trait Transport: Send + Sync + 'static {
     /// Deletes every key of the current database (the original's `flush`, a
     /// development helper).
     fn flush_db(&self) -> Result<(), TransportError>;
+
+    /// The controller election's lease at `key`: if nobody holds it, take it
+    /// for `holder` for `ttl` under a new term (the counter at `key` +
+    /// `":term"` incremented, and raised above `min_term` if it is not); if
+    /// `holder` holds it, extend it. Atomic. Answers who holds it afterwards.
+    ///
+    /// The default answers [`TransportError::Unsupported`]: instances in the
+    /// `auto` role then all act as controllers, like the original. Implement
+    /// the three lease methods for elections on another backend.
+    fn lease_acquire(
+        &self,
+        key: &str,
+        holder: &str,
+        ttl: Duration,
+        min_term: u64,
+    ) -> Result<LeaseState, TransportError> {
+        let _ = (key, holder, ttl, min_term);
+        Err(TransportError::Unsupported("controller leases"))
+    }
+
+    /// If `holder` holds the lease at `key` in `term`, extends it by `ttl`.
+    /// Atomic. Answers who holds it afterwards.
+    fn lease_renew(
+        &self,
+        key: &str,
+        holder: &str,
+        term: u64,
+        ttl: Duration,
+    ) -> Result<LeaseState, TransportError> {
+        let _ = (key, holder, term, ttl);
+        Err(TransportError::Unsupported("controller leases"))
+    }
+
+    /// If `holder` holds the lease at `key` in `term`, deletes it. Atomic.
+    fn lease_release(&self, key: &str, holder: &str, term: u64) -> Result<(), TransportError> {
+        let _ = (key, holder, term);
+        Err(TransportError::Unsupported("controller leases"))
+    }
 }

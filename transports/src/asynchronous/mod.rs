@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisAsyncSubscription, RedisAsyncTransport};
-use crate::{Outgoing, Received, TransportError};
+use crate::{LeaseState, Outgoing, Received, TransportError};
 
 /// A live subscription, read asynchronously.
 pub trait AsyncSubscription: Send {
@@ -59,4 +59,42 @@ pub trait AsyncTransport: Send + Sync + 'static {
 
     /// Deletes every key of the current database.
     fn flush_db(&self) -> impl Future<Output = Result<(), TransportError>> + Send;
+
+    /// [`Transport::lease_acquire`](crate::Transport::lease_acquire), asynchronously.
+    /// The default answers [`TransportError::Unsupported`].
+    fn lease_acquire(
+        &self,
+        key: &str,
+        holder: &str,
+        ttl: Duration,
+        min_term: u64,
+    ) -> impl Future<Output = Result<LeaseState, TransportError>> + Send {
+        let _ = (key, holder, ttl, min_term);
+        async { Err(TransportError::Unsupported("controller leases")) }
+    }
+
+    /// [`Transport::lease_renew`](crate::Transport::lease_renew), asynchronously.
+    /// The default answers [`TransportError::Unsupported`].
+    fn lease_renew(
+        &self,
+        key: &str,
+        holder: &str,
+        term: u64,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<LeaseState, TransportError>> + Send {
+        let _ = (key, holder, term, ttl);
+        async { Err(TransportError::Unsupported("controller leases")) }
+    }
+
+    /// [`Transport::lease_release`](crate::Transport::lease_release), asynchronously.
+    /// The default answers [`TransportError::Unsupported`].
+    fn lease_release(
+        &self,
+        key: &str,
+        holder: &str,
+        term: u64,
+    ) -> impl Future<Output = Result<(), TransportError>> + Send {
+        let _ = (key, holder, term);
+        async { Err(TransportError::Unsupported("controller leases")) }
+    }
 }

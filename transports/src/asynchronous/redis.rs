@@ -11,7 +11,8 @@ use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisResult};
 
 use super::{AsyncSubscription, AsyncTransport};
-use crate::{Outgoing, Received, TransportError};
+use crate::lease::scripts;
+use crate::{LeaseState, Outgoing, Received, TransportError};
 
 /// Redis through one multiplexed async connection (cloned per call, rebuilt
 /// after a failure). Every operation fails after the timeout (default 1 s).
@@ -182,6 +183,44 @@ impl AsyncTransport for RedisAsyncTransport {
         let cmd = redis::cmd("FLUSHDB");
         self.run(|mut c| async move { cmd.query_async::<()>(&mut c).await })
             .await
+    }
+
+    async fn lease_acquire(
+        &self,
+        key: &str,
+        holder: &str,
+        ttl: Duration,
+        min_term: u64,
+    ) -> Result<LeaseState, TransportError> {
+        let cmd = crate::redis::lease_acquire_cmd(key, holder, ttl, min_term);
+        self.run(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
+            .map(scripts::state)
+    }
+
+    async fn lease_renew(
+        &self,
+        key: &str,
+        holder: &str,
+        term: u64,
+        ttl: Duration,
+    ) -> Result<LeaseState, TransportError> {
+        let cmd = crate::redis::lease_renew_cmd(key, holder, term, ttl);
+        self.run(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
+            .map(scripts::state)
+    }
+
+    async fn lease_release(
+        &self,
+        key: &str,
+        holder: &str,
+        term: u64,
+    ) -> Result<(), TransportError> {
+        let cmd = crate::redis::lease_release_cmd(key, holder, term);
+        self.run(|mut c| async move { cmd.query_async::<i64>(&mut c).await })
+            .await
+            .map(drop)
     }
 }
 

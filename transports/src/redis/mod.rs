@@ -10,7 +10,8 @@ use redis::{Client, Connection, IntoConnectionInfo, RedisResult};
 
 pub use subscription::RedisSubscription;
 
-use crate::{Outgoing, Transport, TransportError};
+use crate::lease::{lease_value, millis, scripts, term_key};
+use crate::{LeaseState, Outgoing, Transport, TransportError};
 
 /// Idle connections kept for reuse.
 const MAX_IDLE: usize = 16;
@@ -194,4 +195,71 @@ impl Transport for RedisTransport {
     fn flush_db(&self) -> Result<(), TransportError> {
         self.with_connection(|c| redis::cmd("FLUSHDB").query::<()>(c))
     }
+
+    fn lease_acquire(
+        &self,
+        key: &str,
+        holder: &str,
+        ttl: Duration,
+        min_term: u64,
+    ) -> Result<LeaseState, TransportError> {
+        let cmd = lease_acquire_cmd(key, holder, ttl, min_term);
+        self.with_connection(|c| cmd.query(c)).map(scripts::state)
+    }
+
+    fn lease_renew(
+        &self,
+        key: &str,
+        holder: &str,
+        term: u64,
+        ttl: Duration,
+    ) -> Result<LeaseState, TransportError> {
+        let cmd = lease_renew_cmd(key, holder, term, ttl);
+        self.with_connection(|c| cmd.query(c)).map(scripts::state)
+    }
+
+    fn lease_release(&self, key: &str, holder: &str, term: u64) -> Result<(), TransportError> {
+        let cmd = lease_release_cmd(key, holder, term);
+        self.with_connection(|c| cmd.query::<i64>(c)).map(drop)
+    }
+}
+
+/// `EVAL` of the acquire script (shared with the async transport).
+pub(crate) fn lease_acquire_cmd(
+    key: &str,
+    holder: &str,
+    ttl: Duration,
+    min_term: u64,
+) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(scripts::acquire())
+        .arg(2)
+        .arg(key)
+        .arg(term_key(key))
+        .arg(holder)
+        .arg(millis(ttl))
+        .arg(min_term);
+    cmd
+}
+
+/// `EVAL` of the renew script.
+pub(crate) fn lease_renew_cmd(key: &str, holder: &str, term: u64, ttl: Duration) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(scripts::renew())
+        .arg(1)
+        .arg(key)
+        .arg(holder)
+        .arg(millis(ttl))
+        .arg(term);
+    cmd
+}
+
+/// `EVAL` of the release script.
+pub(crate) fn lease_release_cmd(key: &str, holder: &str, term: u64) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(scripts::RELEASE)
+        .arg(1)
+        .arg(key)
+        .arg(lease_value(term, holder));
+    cmd
 }

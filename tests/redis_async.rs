@@ -194,3 +194,31 @@ async fn async_cache_notices_a_frozen_server() {
     assert!(eventually(Duration::from_secs(3), async || cache.is_subscribed()).await);
     cache.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_instances_elect_a_controller_and_replace_it() {
+    let ns = unique_namespace("async-elect");
+    let interval = Duration::from_millis(400);
+    let mut fleet = Vec::new();
+    for id in ["x", "y"] {
+        let cache = Builder::new()
+            .namespace(&ns)
+            .instance_id(id)
+            .controller_interval(interval)
+            .connect_async(&shared_url())
+            .await
+            .unwrap();
+        fleet.push(cache);
+    }
+    let one = async |fleet: &[Cache]| fleet.iter().filter(|c| c.stats().is_controller).count() == 1;
+    assert!(eventually(Duration::from_secs(3), async || one(&fleet).await).await);
+    let leader = fleet.iter().position(|c| c.stats().is_controller).unwrap();
+    let leader = fleet.remove(leader);
+    leader.stop().await;
+    let heir = &fleet[0];
+    assert!(
+        eventually(interval * 3, async || heir.stats().is_controller).await,
+        "the survivor took over within 3 intervals"
+    );
+    assert_eq!(heir.stats().term, 2);
+}

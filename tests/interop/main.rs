@@ -104,12 +104,13 @@ fn rust(ns: &str, tune: impl FnOnce(Builder) -> Builder) -> AdaptiveCache<RedisT
 }
 
 #[test]
-fn a_python_follower_applies_a_rust_controllers_decision() {
+fn a_python_follower_applies_an_elected_rust_controllers_decision() {
     let Some(python) = python() else { return };
     let ns = unique_namespace("interop-a");
+    // The default role: elected through the lease, its decisions carry a
+    // `term` field, which the original ignores.
     let controller = rust(&ns, |b| {
-        b.is_controller(true)
-            .high_threshold(5.0)
+        b.high_threshold(5.0)
             .low_threshold(2.0)
             .controller_interval(Duration::from_millis(200))
             .sliding_window(Duration::from_secs(1))
@@ -118,6 +119,7 @@ fn a_python_follower_applies_a_rust_controllers_decision() {
     follower
         .wait_for("strategy ttl", Duration::from_secs(2))
         .unwrap_or_else(|seen| panic!("{seen:?}"));
+    assert!(eventually(Duration::from_secs(2), || controller.stats().is_controller).is_some());
     for i in 0..30 {
         controller.set(&format!("hot:{i}"), "v").unwrap();
     }

@@ -118,7 +118,11 @@ fn three_auto_instances_elect_one_and_another_takes_over_when_it_stops() {
     .is_some());
     for _ in 0..10 {
         std::thread::sleep(INTERVAL / 5);
-        assert_eq!(controllers(&fleet), [first.clone()], "never two at once");
+        assert_eq!(
+            controllers(&fleet),
+            std::slice::from_ref(&first),
+            "never two at once"
+        );
     }
 
     let leader = fleet.iter().find(|c| c.instance_id() == first).unwrap();

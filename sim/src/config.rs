@@ -68,8 +68,12 @@ impl Default for CacheParams {
 pub struct SimConfig {
     /// The seed of the run's one random stream.
     pub seed: u64,
-    /// Instances in the fleet; instance 0 is the controller.
+    /// Instances in the fleet.
     pub instances: usize,
+    /// Whether the instances elect their controller through the lease (the
+    /// `auto` role, the library's default); otherwise instance 0 is forced
+    /// to be the controller and the others followers.
+    pub election: bool,
     /// Virtual time simulated.
     pub duration: Duration,
     /// The traffic.

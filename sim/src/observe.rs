@@ -66,6 +66,13 @@ pub struct Sample {
 /// Everything a run observed.
 #[derive(Clone, Debug, Default)]
 pub struct Observations {
+    /// Times an instance became the controller (elected, or forced at start).
+    pub elections: u64,
+    /// Seconds from the controller's crash to the next controller, if one
+    /// crashed and another took over.
+    pub takeover: Option<f64>,
+    /// `(seconds, instance, strategy)` of every switch the acting controller made.
+    pub controller_switches: Vec<(f64, usize, Strategy)>,
     /// Reads, by the reader's strategy (indexed by `Strategy::index`).
     pub by_strategy: [ReadStats; 3],
     /// Reads that shared another read of the same key (single-flight).

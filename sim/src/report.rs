@@ -80,10 +80,9 @@ pub fn run_report(
         obs.hit_ratio() * 100.0
     );
     let controller: Vec<String> = obs
-        .timeline
+        .controller_switches
         .iter()
-        .filter(|(_, i, _)| *i == 0)
-        .map(|(t, _, s)| format!("{t:.1}s→{s}"))
+        .map(|(t, i, s)| format!("{t:.1}s→{s} (#{i})"))
         .collect();
     let _ = writeln!(
         out,
@@ -94,6 +93,10 @@ pub fn run_report(
             controller.join(", ")
         }
     );
+    let takeover = obs.takeover.map_or(String::new(), |t| {
+        format!("; after the crash, a new controller in {t:.2} s")
+    });
+    let _ = writeln!(out, "controllers elected {}{takeover}", obs.elections);
     let _ = writeln!(
         out,
         "switches (all instances) {}; fleet converged after a decision in p50 {:.1} ms / max {:.1} ms; disagreeing {:.1} s in all",

@@ -115,6 +115,7 @@ pub fn config(scenario: Scenario, seed: u64, instances: usize, duration: Duratio
     SimConfig {
         seed,
         instances: instances.max(1),
+        election: true,
         duration,
         workload: Workload {
             writes,

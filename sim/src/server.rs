@@ -1,7 +1,9 @@
 //! The simulated Redis: versioned values with TTL, and the history needed to
 //! say how stale a read was.
 
-use aci_core::{Duration, Instant, Strategy};
+use aci_cache::instance::LeaseCall;
+use aci_cache::transports::LeaseState;
+use aci_core::{Duration, Instant, LeaseOp, Strategy};
 
 #[derive(Clone, Debug, Default)]
 struct KeyState {
@@ -14,6 +16,15 @@ struct KeyState {
 pub(crate) struct Server {
     keys: Vec<KeyState>,
     ttl: Duration,
+    lease: Lease,
+}
+
+/// The controller lease, kept as the Redis scripts keep it.
+#[derive(Clone, Debug, Default)]
+struct Lease {
+    /// `(term, holder, expires)`.
+    held: Option<(u64, String, Instant)>,
+    counter: u64,
 }
 
 impl Server {
@@ -21,6 +32,51 @@ impl Server {
         Server {
             keys: vec![KeyState::default(); keys.max(1)],
             ttl,
+            lease: Lease::default(),
+        }
+    }
+
+    /// Runs a lease operation at `now`, as the transports' scripts do.
+    pub(crate) fn lease(&mut self, now: Instant, call: &LeaseCall) -> LeaseState {
+        let lease = &mut self.lease;
+        if lease
+            .held
+            .as_ref()
+            .is_some_and(|(_, _, expires)| *expires <= now)
+        {
+            lease.held = None;
+        }
+        let ttl = Duration::from_nanos(u64::try_from(call.ttl.as_nanos()).unwrap_or(u64::MAX));
+        match (call.op, &mut lease.held) {
+            (LeaseOp::Release { term }, Some((held, holder, _))) => {
+                if *held == term && *holder == call.holder {
+                    lease.held = None;
+                }
+                LeaseState::Vacant
+            }
+            (LeaseOp::Release { .. }, None) => LeaseState::Vacant,
+            (op, Some((term, holder, expires))) => {
+                let extends = match op {
+                    LeaseOp::Renew { term: asked } => asked == *term,
+                    _ => true,
+                };
+                if *holder == call.holder && extends {
+                    *expires = now + ttl;
+                }
+                LeaseState::Held {
+                    term: *term,
+                    holder: holder.clone(),
+                }
+            }
+            (LeaseOp::Acquire { min_term }, None) => {
+                lease.counter = (lease.counter + 1).max(min_term + 1);
+                lease.held = Some((lease.counter, call.holder.clone(), now + ttl));
+                LeaseState::Held {
+                    term: lease.counter,
+                    holder: call.holder.clone(),
+                }
+            }
+            (_, None) => LeaseState::Vacant,
         }
     }
 

@@ -10,8 +10,8 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
-use aci_cache::instance::{Fill, Instance, Lookup, Outbound, PreparedWrite};
-use aci_cache::transports::TransportError;
+use aci_cache::instance::{Fill, Instance, LeaseCall, Lookup, Outbound, PreparedWrite};
+use aci_cache::transports::{LeaseState, TransportError};
 use aci_cache::{Builder, Role};
 use aci_core::{Duration, Instant, Strategy};
 use bytes::Bytes;
@@ -68,6 +68,16 @@ enum Event {
         node: usize,
         outbound: Outbound,
     },
+    LeaseAtServer {
+        node: usize,
+        life: u32,
+        call: LeaseCall,
+    },
+    LeaseReply {
+        node: usize,
+        life: u32,
+        answer: Result<LeaseState, TransportError>,
+    },
     Deliver {
         node: usize,
         life: u32,
@@ -89,6 +99,7 @@ enum Event {
     Restart,
     Sample,
     ConvergenceCheck {
+        controller: usize,
         strategy: Strategy,
         since: Instant,
     },
@@ -125,6 +136,8 @@ struct Node {
     alive: bool,
     timer_at: Option<Instant>,
     strategy: Strategy,
+    /// Whether it acted as the controller after the last event it handled.
+    controller: bool,
 }
 
 /// One simulation run.
@@ -146,7 +159,12 @@ pub struct Sim {
     disagree_since: Option<Instant>,
     /// Where the offered write rate crosses a threshold, and what it calls for.
     crossings: Vec<(f64, Strategy)>,
+    /// The crashed controller and when it crashed.
+    crashed: Option<(usize, Instant)>,
 }
+
+/// How long a lease request from a cut-off instance takes to fail.
+const LEASE_TIMEOUT: Duration = Duration::from_secs(1);
 
 const INVALIDATION: usize = 0;
 const STRATEGY: usize = 1;
@@ -174,6 +192,7 @@ impl Sim {
                 alive: true,
                 timer_at: None,
                 strategy: Strategy::Ttl,
+                controller: false,
             });
         }
         let keys = (0..config.workload.keys.len())
@@ -199,6 +218,7 @@ impl Sim {
             trace: TraceHash::default(),
             disagree_since: None,
             crossings,
+            crashed: None,
             config,
         })
     }
@@ -338,6 +358,27 @@ impl Sim {
                     self.fan_out(&outbound);
                 }
             }
+            Event::LeaseAtServer { node, life, call } => {
+                let answer = self.server.lease(self.now, &call);
+                if !matches!(call.op, aci_core::LeaseOp::Release { .. }) {
+                    let at = self.now + self.config.faults.latency(&mut self.rng);
+                    let answer = Ok(answer);
+                    self.schedule(at, Event::LeaseReply { node, life, answer });
+                }
+            }
+            Event::LeaseReply { node, life, answer } => {
+                if self.live(node, life) {
+                    // A partition eats the answer: the client times out.
+                    let answer = if self.cut_off(node) {
+                        Err(TransportError::Unavailable("partitioned".into()))
+                    } else {
+                        answer
+                    };
+                    let out = self.nodes[node].instance.handle_lease(answer, self.now);
+                    self.publish_from(node, out);
+                    self.after(node);
+                }
+            }
             Event::Deliver {
                 node,
                 life,
@@ -376,15 +417,23 @@ impl Sim {
                 }
             }
             Event::Crash => {
-                let node = &mut self.nodes[0];
+                // The controller of the moment dies, without a word.
+                let victim = self.controller().unwrap_or(0);
+                self.crashed = Some((victim, self.now));
+                let node = &mut self.nodes[victim];
                 node.alive = false;
                 node.life += 1;
                 node.timer_at = None;
+                node.controller = false;
                 self.agreement_changed();
             }
-            Event::Restart => self.restart_controller(),
+            Event::Restart => self.restart_crashed(),
             Event::Sample => self.sample(),
-            Event::ConvergenceCheck { strategy, since } => self.check_convergence(strategy, since),
+            Event::ConvergenceCheck {
+                controller,
+                strategy,
+                since,
+            } => self.check_convergence(controller, strategy, since),
         }
     }
 
@@ -414,11 +463,11 @@ impl Sim {
     }
 
     fn pick_node(&mut self, writers: Option<Writers>) -> Option<usize> {
-        let eligible = |i: usize, n: &Node| {
+        let eligible = |_: usize, n: &Node| {
             n.alive
                 && match writers {
-                    Some(Writers::Controller) => i == 0,
-                    Some(Writers::Followers) => i != 0,
+                    Some(Writers::Controller) => n.controller,
+                    Some(Writers::Followers) => !n.controller,
                     _ => true,
                 }
         };
@@ -635,12 +684,29 @@ impl Sim {
 
     // ----- messages -----
 
-    fn publish_from(&mut self, node: usize, outbound: Outbound) {
-        if outbound.is_empty() {
+    fn publish_from(&mut self, node: usize, mut outbound: Outbound) {
+        if let Some(call) = outbound.take_lease() {
+            let life = self.nodes[node].life;
+            if self.cut_off(node) {
+                // The request never arrives; the client times out.
+                let at = self.now + LEASE_TIMEOUT;
+                let answer = Err(TransportError::Timeout(std::time::Duration::from_secs(1)));
+                self.schedule(at, Event::LeaseReply { node, life, answer });
+            } else {
+                let at = self.now + self.config.faults.latency(&mut self.rng);
+                self.schedule(at, Event::LeaseAtServer { node, life, call });
+            }
+        }
+        if !outbound.has_messages() {
             return;
         }
         let at = self.now + self.config.faults.latency(&mut self.rng);
         self.schedule(at, Event::PublishAtServer { node, outbound });
+    }
+
+    /// The live instance acting as the controller, if any.
+    fn controller(&self) -> Option<usize> {
+        self.nodes.iter().position(|n| n.alive && n.controller)
     }
 
     /// Redis publishes: every connected subscriber gets its copy, through the link.
@@ -727,26 +793,56 @@ impl Sim {
                 );
             }
         }
+        let controller = self.nodes[node].instance.is_controller();
+        if controller != self.nodes[node].controller {
+            self.nodes[node].controller = controller;
+            if controller {
+                self.controller_elected(node);
+            }
+        }
         let strategy = self.nodes[node].instance.strategy();
         if strategy != self.nodes[node].strategy {
             self.nodes[node].strategy = strategy;
             self.obs.switches += 1;
             self.trace.add(strategy as u64 + 100);
             self.obs.timeline.push((self.secs(), node, strategy));
-            if node == 0 && matches!(self.config.policy, Policy::Adaptive) {
-                self.controller_switched(strategy);
+            if controller && matches!(self.config.policy, Policy::Adaptive) {
+                self.obs
+                    .controller_switches
+                    .push((self.secs(), node, strategy));
+                self.controller_switched(node, strategy);
             }
             self.agreement_changed();
         }
     }
 
-    fn controller_switched(&mut self, strategy: Strategy) {
+    /// `node` became the controller: never two at once; after a crash, how
+    /// long the fleet went without one.
+    fn controller_elected(&mut self, node: usize) {
+        self.obs.elections += 1;
+        self.trace.add(node as u64 + 1000);
+        let others: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| i != node && self.nodes[i].alive && self.nodes[i].controller)
+            .collect();
+        if self.config.election && !others.is_empty() {
+            let msg = format!("instance {node} became controller while {others:?} still were");
+            self.obs.violation(self.now, msg);
+        }
+        if let Some((_, at)) = self.crashed {
+            if self.obs.takeover.is_none() {
+                self.obs.takeover = Some((self.now - at).as_secs_f64());
+            }
+        }
+    }
+
+    fn controller_switched(&mut self, controller: usize, strategy: Strategy) {
         // The decision reaches Redis and then every subscriber within two hops.
         let check =
             self.now + self.config.faults.latency_max.saturating_mul(2) + Duration::from_micros(1);
         self.schedule(
             check,
             Event::ConvergenceCheck {
+                controller,
                 strategy,
                 since: self.now,
             },
@@ -755,23 +851,32 @@ impl Sim {
 
     /// Invariant 4: every live, connected instance follows the controller's
     /// decision within the delivery delay (when the link loses nothing).
-    fn check_convergence(&mut self, strategy: Strategy, since: Instant) {
+    fn check_convergence(&mut self, controller: usize, strategy: Strategy, since: Instant) {
         // A controller cut off from Redis while announcing reaches nobody;
         // its next announcement after the partition is what counts.
         let hop = self.config.faults.latency_max.as_nanos() as f64 / 1e9;
-        let announced_from_cut_off = self.config.faults.partitioned(0, secs_of(since))
-            || self.config.faults.partitioned(0, secs_of(since) + hop);
-        if self.nodes[0].strategy != strategy
-            || !self.nodes[0].alive
+        let announced_from_cut_off = self.config.faults.partitioned(controller, secs_of(since))
+            || self
+                .config
+                .faults
+                .partitioned(controller, secs_of(since) + hop);
+        let c = &self.nodes[controller];
+        if c.strategy != strategy
+            || !c.alive
+            || !c.controller
             || self.config.faults.lossy()
             || announced_from_cut_off
         {
             return;
         }
-        let laggards: Vec<usize> = (1..self.nodes.len())
+        let laggards: Vec<usize> = (0..self.nodes.len())
             .filter(|&i| {
                 let n = &self.nodes[i];
-                n.alive && n.instance.is_subscribed() && !self.cut_off(i) && n.strategy != strategy
+                i != controller
+                    && n.alive
+                    && n.instance.is_subscribed()
+                    && !self.cut_off(i)
+                    && n.strategy != strategy
             })
             .collect();
         if laggards.is_empty() {
@@ -803,9 +908,12 @@ impl Sim {
         }
     }
 
-    fn restart_controller(&mut self) {
-        let life = self.nodes[0].life;
-        let Ok(s) = settings(&self.config, 0, &mut self.rng) else {
+    fn restart_crashed(&mut self) {
+        let Some((index, _)) = self.crashed else {
+            return;
+        };
+        let life = self.nodes[index].life;
+        let Ok(s) = settings(&self.config, index, &mut self.rng) else {
             return;
         };
         let Ok(instance) = Instance::new(s) else {
@@ -813,17 +921,18 @@ impl Sim {
         };
         instance.start(self.now, 1.8e9 + self.secs());
         instance.subscribed();
-        let node = &mut self.nodes[0];
+        let node = &mut self.nodes[index];
         node.instance = instance;
         node.alive = true;
         node.life = life + 1;
         node.timer_at = None;
         node.strategy = Strategy::Ttl;
+        node.controller = false;
         if let Policy::Fixed(s) = self.config.policy {
-            let out = self.nodes[0].instance.force_strategy(Some(s), self.now);
-            self.publish_from(0, out);
+            let out = self.nodes[index].instance.force_strategy(Some(s), self.now);
+            self.publish_from(index, out);
         }
-        self.after(0);
+        self.after(index);
         self.agreement_changed();
     }
 
@@ -838,7 +947,7 @@ impl Sim {
                 continue;
             }
             let stats = n.instance.stats();
-            if i == 0 {
+            if n.controller {
                 measured = stats.write_rate;
             }
             if stats.near_cache_entries > self.config.cache.near_cache_max_entries {
@@ -896,7 +1005,9 @@ fn settings(
         .sliding_window(std(c.sliding_window))
         .hysteresis(c.hysteresis)
         .near_cache_max_entries(c.near_cache_max_entries)
-        .role(if index == 0 {
+        .role(if config.election {
+            Role::Auto
+        } else if index == 0 {
             Role::Controller
         } else {
             Role::Follower

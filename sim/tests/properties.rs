@@ -113,6 +113,28 @@ proptest! {
         );
         prop_assert!(obs.writes_acked > 0 || k.seconds < 5);
     }
+
+    /// The controller dies without releasing its lease: another instance is
+    /// controller within three controller intervals, and never two at once
+    /// (checked on every election).
+    #[test]
+    fn a_crashed_controller_is_replaced_within_three_intervals(
+        seed in any::<u64>(),
+        instances in 2usize..8,
+        seconds in 30u64..120,
+        latency_max_ms in 1u64..50,
+        loss in prop_oneof![Just(0.0), 0.0f64..0.1],
+    ) {
+        let mut c = scenario::config(Scenario::ControllerCrash, seed, instances, Duration::from_secs(seconds));
+        c.faults.latency_max = Duration::from_millis(latency_max_ms);
+        c.faults.loss = loss;
+        c.workload.reads = aci_sim::workload::Shape::Constant(100.0);
+        let limit = 3.0 * c.cache.controller_interval.as_secs_f64();
+        let obs = Sim::new(c).and_then(|s| s.run(|_| {})).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(obs.violation_count == 0, "SIM_SEED={seed}: {:#?}", obs.violations.first());
+        let took = obs.takeover;
+        prop_assert!(took.is_some_and(|t| t <= limit), "SIM_SEED={seed}: takeover {took:?}, limit {limit} s");
+    }
 }
 
 #[test]

@@ -6,8 +6,6 @@
 //! server); [`MemoryTransport`](crate::MemoryTransport) does the same under a
 //! lock. The semantics are those of `aci_core::LeaseOp`.
 
-use std::time::Duration;
-
 /// Who holds a lease after a lease operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LeaseState {
@@ -39,7 +37,8 @@ pub(crate) fn parse_value(value: &str) -> Option<(u64, &str)> {
 }
 
 /// Milliseconds for `PX`/`PEXPIRE`: at least 1.
-pub(crate) fn millis(ttl: Duration) -> u64 {
+#[cfg(feature = "redis")]
+pub(crate) fn millis(ttl: std::time::Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 

@@ -60,7 +60,7 @@ struct Common {
     /// The seed (SIM_SEED also sets it).
     #[arg(long, env = "SIM_SEED", default_value_t = 1)]
     seed: u64,
-    /// Instances in the fleet; instance 0 is the controller.
+    /// Instances in the fleet (they elect their controller).
     #[arg(long, default_value_t = 5)]
     instances: usize,
     /// Simulated time: 600s, 10m, 1h.

@@ -25,11 +25,12 @@ fuzz_target!(|data: &[u8]| {
         Message::StrategyUpdate(update) => {
             let source = update.source.map(|s| s.to_string()).unwrap_or_default();
             let rate = update.write_rate.unwrap_or(0.0);
-            encode_strategy_update(&mut out, update.strategy, rate, update.timestamp.unwrap_or(0.0), &source).unwrap();
+            encode_strategy_update(&mut out, update.strategy, rate, update.timestamp.unwrap_or(0.0), &source, update.term).unwrap();
             let Ok(Message::StrategyUpdate(again)) = decode(&out, limits) else {
                 panic!("re-encoded decision did not decode");
             };
             assert_eq!(again.strategy, update.strategy);
+            assert_eq!(again.term, update.term);
         }
         Message::RateReport(report) => {
             assert!(report.write_rate.is_finite() && report.write_rate >= 0.0);

@@ -10,7 +10,8 @@ use libfuzzer_sys::fuzz_target;
 #[derive(Debug, arbitrary::Arbitrary)]
 struct Script<'a> {
     namespaced: bool,
-    follower: bool,
+    role: Role,
+    termless: bool,
     max_keys: u16,
     steps: Vec<Step<'a>>,
 }
@@ -18,7 +19,8 @@ struct Script<'a> {
 fuzz_target!(|script: Script<'_>| {
     let config = Config::builder()
         .namespace(if script.namespaced { "ns" } else { "" })
-        .role(if script.follower { Role::Follower } else { Role::Controller })
+        .role(script.role)
+        .accept_termless_decisions(script.termless)
         .max_message_keys(usize::from(script.max_keys % 1024) + 1)
         .high_threshold(5.0)
         .low_threshold(1.0)
@@ -35,6 +37,7 @@ fuzz_target!(|script: Script<'_>| {
             }
         });
         assert!(engine.buffered_keys() <= BATCH_KEYS);
+        assert!(engine.lease_term().is_none() || engine.is_controller());
         assert!(engine.poll_timeout().is_none() || engine.is_running() || engine.buffered_keys() > 0);
     }
 });

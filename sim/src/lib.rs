@@ -17,7 +17,10 @@
 //! It answers two questions: what adaptivity does to a given traffic (stale
 //! reads vs messages, [`compare`](scenario::compare)), and whether the
 //! invariants of the design hold under faults no real test can schedule
-//! (message loss, duplication, partitions, a crashing controller).
+//! (message loss, duplication, partitions, a crashing controller). The fleet
+//! elects its controller through the simulated Redis's lease, as the library
+//! does by default; the run checks that two instances never act as
+//! controller at once and measures how long a crashed one takes to replace.
 //!
 //! ```
 //! use aci_sim::scenario::{self, Scenario};

@@ -22,7 +22,8 @@ pub enum Scenario {
     Lossy,
     /// 100 writes/s (eager); instances 1 and 2 are cut off from Redis for a while.
     Partition,
-    /// 100 writes/s; the controller crashes at 40% of the run, back 30 s later.
+    /// 100 writes/s; the elected controller crashes at 40% of the run (its
+    /// lease left to expire), back 30 s later as a candidate.
     ControllerCrash,
     /// 100 writes/s, all on the followers: the controller writes nothing and
     /// decides on their reports alone.

@@ -109,9 +109,14 @@ fn handle_write(c: &mut Criterion) {
     g.finish();
 }
 
-/// A controller whose window is full at `rate` writes/s, just before its tick.
+/// A controller whose window is full at `rate` writes/s, just before its tick
+/// (forced to control: no lease to win first).
 fn loaded_controller(rate: u64) -> (Engine, Instant) {
-    let mut e = Engine::new(Config::default(), "bench-controller").expect("valid id");
+    let config = Config::builder()
+        .role(Role::Controller)
+        .build()
+        .expect("valid config");
+    let mut e = Engine::new(config, "bench-controller").expect("valid id");
     e.start(Instant::ZERO);
     let tick = e.poll_timeout().expect("controller tick armed");
     let writes = rate * 5;

@@ -225,12 +225,26 @@ fn a_killed_controller_is_replaced_within_three_intervals() {
 }
 
 #[test]
-fn a_forced_controller_cannot_steer_an_elected_fleet_unless_allowed() {
+fn forged_and_termless_decisions_cannot_steer_an_elected_fleet_unless_allowed() {
     let ns = unique_namespace("spoof");
     let a = auto(&ns, "a");
     let b = auto(&ns, "b");
     assert!(eventually(Duration::from_secs(3), || controllers(&[&a, &b]).len() == 1).is_some());
     let follower = if a.stats().is_controller { &b } else { &a };
+    // A forged decision naming the current term from another instance.
+    assert!(eventually(Duration::from_secs(2), || follower.stats().term == 1).is_some());
+    let forged = r#"{"action": "strategy_update", "strategy": "eager", "write_rate": 99.0, "timestamp": 1.0, "source": "mallory", "term": 1}"#;
+    let mut conn = raw(&shared_url());
+    let _: i64 = conn.publish(format!("aci:{ns}:strategy"), forged).unwrap();
+    let counted = eventually(Duration::from_secs(2), || {
+        follower
+            .stats()
+            .rejected
+            .get(RejectReason::NotTheController)
+            == 1
+    });
+    assert!(counted.is_some(), "the forged decision was not counted");
+    assert_eq!(follower.strategy(), Strategy::Ttl, "nor applied");
     // An instance forced to control (the original's is_controller=True)
     // sends decisions without a term, pinned to eager.
     let rogue = Builder::new()

@@ -278,3 +278,40 @@ fn forged_and_termless_decisions_cannot_steer_an_elected_fleet_unless_allowed() 
         == Strategy::Eager)
     .is_some());
 }
+
+#[test]
+fn an_elected_fleet_survives_a_redis_restart_that_loses_every_key() {
+    if !support::can_kill_servers() {
+        eprintln!("REDIS_URL is set: skipping the kill/restart test");
+        return;
+    }
+    let mut server = support::RedisServer::start();
+    let connect = |id: &str| {
+        Builder::new()
+            .instance_id(id)
+            .controller_interval(INTERVAL)
+            .timeout(Duration::from_millis(300))
+            .connect(&server.url())
+            .unwrap()
+    };
+    let (a, b) = (connect("a"), connect("b"));
+    let fleet = [&a, &b];
+    assert!(eventually(Duration::from_secs(3), || controllers(&fleet).len() == 1).is_some());
+    let before = a.stats().term.max(b.stats().term);
+
+    // Restarted without persistence: the lease and the term counter are gone.
+    server.restart();
+    let back = eventually(Duration::from_secs(5), || {
+        controllers(&fleet).len() == 1 && fleet.iter().all(|c| c.stats().term > before)
+    });
+    assert!(
+        back.is_some(),
+        "after the restart: controllers {:?}, terms {:?}",
+        controllers(&fleet),
+        fleet.iter().map(|c| c.stats().term).collect::<Vec<_>>()
+    );
+    for _ in 0..5 {
+        std::thread::sleep(INTERVAL / 2);
+        assert_eq!(controllers(&fleet).len(), 1, "never two at once");
+    }
+}

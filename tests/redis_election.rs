@@ -296,7 +296,12 @@ fn an_elected_fleet_survives_a_redis_restart_that_loses_every_key() {
     };
     let (a, b) = (connect("a"), connect("b"));
     let fleet = [&a, &b];
-    assert!(eventually(Duration::from_secs(3), || controllers(&fleet).len() == 1).is_some());
+    // Once both know the term: a candidate that never heard of it could be
+    // granted the same number again by a server that lost its counter.
+    let known = eventually(Duration::from_secs(3), || {
+        controllers(&fleet).len() == 1 && fleet.iter().all(|c| c.stats().term >= 1)
+    });
+    assert!(known.is_some());
     let before = a.stats().term.max(b.stats().term);
 
     // Restarted without persistence: the lease and the term counter are gone.
@@ -306,9 +311,21 @@ fn an_elected_fleet_survives_a_redis_restart_that_loses_every_key() {
     });
     assert!(
         back.is_some(),
-        "after the restart: controllers {:?}, terms {:?}",
+        "after the restart: controllers {:?}, (term, won, lost, subscribed, losses) {:?}",
         controllers(&fleet),
-        fleet.iter().map(|c| c.stats().term).collect::<Vec<_>>()
+        fleet
+            .iter()
+            .map(|c| {
+                let s = c.stats();
+                (
+                    s.term,
+                    s.leases_won,
+                    s.leases_lost,
+                    s.subscribed,
+                    s.subscription_losses,
+                )
+            })
+            .collect::<Vec<_>>()
     );
     for _ in 0..5 {
         std::thread::sleep(INTERVAL / 2);

@@ -273,6 +273,9 @@ impl<'a> Fields<'a> {
 }
 
 fn parse_strategy(name: JsonStr<'_>) -> Result<Strategy, DecodeError> {
+    if let Some(plain) = name.as_borrowed() {
+        return Strategy::parse(plain).ok_or(DecodeError::UnknownStrategy);
+    }
     let mut buf = heapless::String::<16>::new();
     for c in name.chars() {
         buf.push(c).map_err(|_| DecodeError::UnknownStrategy)?;

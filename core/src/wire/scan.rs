@@ -7,6 +7,38 @@ use super::escape::{decode_escape, JsonStr};
 /// Deepest nesting skipped inside an unknown field before giving up.
 const MAX_SKIP_DEPTH: usize = 16;
 
+/// How many bytes at the start of `bytes` can sit in a string as they are:
+/// the index of the first `"`, `\\` or control byte (or the length).
+///
+/// Eight bytes at a time: a byte of `word ^ splat(c)` is zero where the
+/// byte equals `c`, and `(x - splat(n)) & !x & splat(0x80)` flags the bytes
+/// of `x` below `n`. The lowest flag is always exact (a borrow only runs
+/// upwards), and only the lowest one is used.
+fn plain_run(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut done = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let stops = below(word ^ (ONES * u64::from(b'"')), 1)
+            | below(word ^ (ONES * u64::from(b'\\')), 1)
+            | below(word, 0x20);
+        if stops != 0 {
+            return done + (stops.trailing_zeros() / 8) as usize;
+        }
+        done += 8;
+    }
+    let rest = chunks.remainder();
+    done + rest
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .unwrap_or(rest.len())
+}
+
 pub(crate) struct Scanner<'a> {
     src: &'a str,
     pos: usize,
@@ -67,8 +99,8 @@ impl<'a> Scanner<'a> {
         let start = self.pos;
         let mut escaped = false;
         loop {
+            self.pos += plain_run(self.bytes().get(self.pos..).unwrap_or_default());
             match self.bytes().get(self.pos) {
-                None => return Err(self.syntax()),
                 Some(b'"') => break,
                 Some(b'\\') => {
                     let (_, used) = decode_escape(&self.bytes()[self.pos + 1..])
@@ -76,8 +108,8 @@ impl<'a> Scanner<'a> {
                     self.pos += 1 + used;
                     escaped = true;
                 }
-                Some(0x00..=0x1f) => return Err(self.syntax()),
-                Some(_) => self.pos += 1,
+                // The end of the input, or a control byte.
+                _ => return Err(self.syntax()),
             }
         }
         // Both ends sit on ASCII bytes, so the slice is on char boundaries.
@@ -89,14 +121,16 @@ impl<'a> Scanner<'a> {
     /// Reads a number; also Python's `NaN`, `Infinity` and `-Infinity`.
     pub(crate) fn number(&mut self) -> Result<f64, DecodeError> {
         self.skip_ws();
-        for (word, value) in [
-            ("NaN", f64::NAN),
-            ("Infinity", f64::INFINITY),
-            ("-Infinity", f64::NEG_INFINITY),
-        ] {
-            if self.src[self.pos..].starts_with(word) {
-                self.pos += word.len();
-                return Ok(value);
+        if let Some(b'N' | b'I' | b'-') = self.bytes().get(self.pos) {
+            for (word, value) in [
+                ("NaN", f64::NAN),
+                ("Infinity", f64::INFINITY),
+                ("-Infinity", f64::NEG_INFINITY),
+            ] {
+                if self.src[self.pos..].starts_with(word) {
+                    self.pos += word.len();
+                    return Ok(value);
+                }
             }
         }
         let start = self.pos;
@@ -204,5 +238,43 @@ impl<'a> Scanner<'a> {
     /// The source between two offsets.
     pub(crate) fn slice(&self, from: usize, to: usize) -> &'a str {
         self.src.get(from..to).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_run;
+    use proptest::prelude::*;
+
+    fn naive(bytes: &[u8]) -> usize {
+        bytes
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+            .unwrap_or(bytes.len())
+    }
+
+    #[test]
+    fn every_stop_byte_at_every_offset() {
+        for stop in (0u8..0x20).chain([b'"', b'\\']) {
+            for len in 0..20 {
+                for at in 0..len {
+                    // Bytes that sit next to stops in the masks' arithmetic.
+                    for fill in [b'a', 0x21, b'#', b']', 0x7f, 0x80, 0xff] {
+                        let mut bytes = [fill; 20];
+                        let bytes = &mut bytes[..len];
+                        bytes[at] = stop;
+                        assert_eq!(plain_run(bytes), at, "{stop:#x} at {at} in {len}");
+                        assert_eq!(plain_run(&bytes[..at]), at);
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_the_byte_loop(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            prop_assert_eq!(plain_run(&bytes), naive(&bytes));
+        }
     }
 }

@@ -11,7 +11,7 @@
 mod counter;
 mod flight;
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant as StdInstant};
 
@@ -97,10 +97,10 @@ pub enum Lookup {
 
 /// A read this caller leads. Dropping it unfinished fails the waiters.
 pub struct Fill {
-    /// The user's key: the near cache's key.
-    key: String,
-    /// The Redis key.
+    /// The Redis key: the prefix, then the user's key (the near cache's key).
     stored: String,
+    /// Where the user's key starts in `stored`.
+    key_start: usize,
     flight: Arc<Flight>,
     token: FillToken,
     flights: Option<Arc<Flights>>,
@@ -111,13 +111,17 @@ impl Fill {
     pub fn stored_key(&self) -> &str {
         &self.stored
     }
+
+    fn key(&self) -> &str {
+        self.stored.get(self.key_start..).unwrap_or_default()
+    }
 }
 
 impl Drop for Fill {
     fn drop(&mut self) {
         if let Some(flights) = self.flights.take() {
             let abandoned = TransportError::Backend("the read was abandoned".into());
-            flights.finish(&self.key, &self.flight, Err(Arc::new(abandoned)));
+            flights.finish(self.key(), &self.flight, Err(Arc::new(abandoned)));
         }
     }
 }
@@ -189,6 +193,11 @@ pub struct Instance {
     near: NearCache,
     flights: Arc<Flights>,
     strategy: AtomicU8,
+    /// The engine's next deadline in nanoseconds (`NO_DEADLINE`: none) and
+    /// its role, copied out whenever the engine's lock is released, so that
+    /// drivers can ask after every call without taking the lock again.
+    deadline: AtomicU64,
+    controller: AtomicBool,
     subscribed: AtomicBool,
     counters: Counters,
     callbacks: Mutex<Vec<SwitchCallback>>,
@@ -199,6 +208,7 @@ impl Instance {
     /// until [`Instance::subscribed`] is called.
     pub fn new(settings: Settings) -> Result<Self> {
         let engine = Engine::new(settings.core.clone(), &settings.instance_id)?;
+        let controller = engine.is_controller();
         Ok(Instance {
             near: NearCache::new(
                 settings.near_max_entries,
@@ -208,6 +218,8 @@ impl Instance {
             engine: Mutex::new(engine),
             flights: Arc::default(),
             strategy: AtomicU8::new(Strategy::Ttl as u8),
+            deadline: AtomicU64::new(NO_DEADLINE),
+            controller: AtomicBool::new(controller),
             subscribed: AtomicBool::new(false),
             counters: Counters::default(),
             callbacks: Mutex::default(),
@@ -249,8 +261,8 @@ impl Instance {
         match self.flights.join(key) {
             flight::Role::Lead(flight) => Lookup::Fill(Fill {
                 token: self.near.begin_fill(key),
-                key: key.to_owned(),
                 stored: self.settings.stored_key(key),
+                key_start: self.settings.core.key_prefix().len(),
                 flight,
                 flights: Some(Arc::clone(&self.flights)),
             }),
@@ -269,10 +281,10 @@ impl Instance {
         let outcome: Outcome = read.map_err(Arc::new);
         if let Ok(Some(value)) = &outcome {
             self.near
-                .finish_fill(fill.token, &fill.key, value.clone(), now);
+                .finish_fill(fill.token, fill.key(), value.clone(), now);
         }
         if let Some(flights) = fill.flights.take() {
-            flights.finish(&fill.key, &fill.flight, outcome.clone());
+            flights.finish(fill.key(), &fill.flight, outcome.clone());
         }
         outcome.map_err(|e| match Arc::try_unwrap(e) {
             Ok(e) => Error::Transport(e),
@@ -416,7 +428,7 @@ impl Instance {
 
     /// Whether this instance decides for the fleet now.
     pub fn is_controller(&self) -> bool {
-        lock(&self.engine).is_controller()
+        self.controller.load(Ordering::Acquire)
     }
 
     /// Runs the engine's due timers; the messages they produced.
@@ -430,7 +442,10 @@ impl Instance {
 
     /// When [`Instance::handle_timeout`] should run next.
     pub fn next_deadline(&self) -> Option<Instant> {
-        lock(&self.engine).poll_timeout()
+        match self.deadline.load(Ordering::Acquire) {
+            NO_DEADLINE => None,
+            nanos => Some(Instant::from_nanos(nanos)),
+        }
     }
 
     /// The subscription is confirmed: start using the near cache.
@@ -463,6 +478,7 @@ impl Instance {
         let mut engine = lock(&self.engine);
         engine.set_unix_time(now, unix_secs);
         engine.start(now);
+        self.copy_out(&engine);
     }
 
     /// Stops the engine: the final batch flush to publish.
@@ -532,8 +548,7 @@ impl Instance {
             while let Some(effect) = engine.poll_effect() {
                 self.apply(effect, &mut out, &mut switches);
             }
-            self.strategy
-                .store(engine.strategy() as u8, Ordering::Relaxed);
+            self.copy_out(&engine);
             result?;
         }
         if !switches.is_empty() {
@@ -546,6 +561,18 @@ impl Instance {
             }
         }
         Ok(out)
+    }
+
+    /// Copies what drivers ask after every call out of the locked engine.
+    fn copy_out(&self, engine: &Engine) {
+        self.strategy
+            .store(engine.strategy() as u8, Ordering::Relaxed);
+        let deadline = engine
+            .poll_timeout()
+            .map_or(NO_DEADLINE, |at| at.as_nanos().min(NO_DEADLINE - 1));
+        self.deadline.store(deadline, Ordering::Release);
+        self.controller
+            .store(engine.is_controller(), Ordering::Release);
     }
 
     fn apply(&self, effect: Effect<'_>, out: &mut Outbound, switches: &mut Vec<SwitchRecord>) {
@@ -579,6 +606,9 @@ impl Instance {
         }
     }
 }
+
+/// `Instance::deadline` when the engine has no timer armed.
+const NO_DEADLINE: u64 = u64::MAX;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section leaves the data consistent; recover from poisoning.

@@ -9,6 +9,7 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
+use std::rc::Rc;
 
 use aci_cache::instance::{Fill, Instance, LeaseCall, Lookup, Outbound, PreparedWrite};
 use aci_cache::transports::{LeaseState, TransportError};
@@ -40,6 +41,8 @@ impl std::fmt::Display for SimError {
 
 impl std::error::Error for SimError {}
 
+/// Kept small (the rare, large payloads are boxed): every event is moved
+/// into the slab and out again.
 enum Event {
     WriteArrival,
     ReadArrival,
@@ -48,14 +51,14 @@ enum Event {
         life: u32,
         key: usize,
         strategy: Strategy,
-        write: PreparedWrite,
+        write: Box<PreparedWrite>,
     },
     WriteAck {
         node: usize,
         life: u32,
         key: usize,
         version: u64,
-        write: PreparedWrite,
+        write: Box<PreparedWrite>,
     },
     /// The GET ran at `exec` (one hop after it was sent) and its answer arrives now.
     ReadReply {
@@ -66,23 +69,24 @@ enum Event {
     },
     PublishAtServer {
         node: usize,
-        outbound: Outbound,
+        outbound: Box<Outbound>,
     },
     LeaseAtServer {
         node: usize,
         life: u32,
-        call: LeaseCall,
+        call: Box<LeaseCall>,
     },
     LeaseReply {
         node: usize,
         life: u32,
-        answer: Result<LeaseState, TransportError>,
+        answer: Box<Result<LeaseState, TransportError>>,
     },
     Deliver {
         node: usize,
         life: u32,
         channel: usize,
-        payload: Bytes,
+        /// Shared by every subscriber's copy (the run is single-threaded).
+        payload: Rc<[u8]>,
     },
     Timer {
         node: usize,
@@ -331,7 +335,7 @@ impl Sim {
                     let value = version.to_le_bytes();
                     // Acknowledged: cannot fail.
                     let _ = self.nodes[node].instance.finish_write(
-                        write,
+                        *write,
                         &self.keys[key],
                         &value,
                         Ok(()),
@@ -362,7 +366,7 @@ impl Sim {
                 let answer = self.server.lease(self.now, &call);
                 if !matches!(call.op, aci_core::LeaseOp::Release { .. }) {
                     let at = self.now + self.config.faults.latency(&mut self.rng);
-                    let answer = Ok(answer);
+                    let answer = Box::new(Ok(answer));
                     self.schedule(at, Event::LeaseReply { node, life, answer });
                 }
             }
@@ -372,7 +376,7 @@ impl Sim {
                     let answer = if self.cut_off(node) {
                         Err(TransportError::Unavailable("partitioned".into()))
                     } else {
-                        answer
+                        *answer
                     };
                     let out = self.nodes[node].instance.handle_lease(answer, self.now);
                     self.publish_from(node, out);
@@ -463,6 +467,11 @@ impl Sim {
     }
 
     fn pick_node(&mut self, writers: Option<Writers>) -> Option<usize> {
+        let anyone = matches!(writers, None | Some(Writers::All));
+        if anyone && self.nodes.iter().all(|n| n.alive) {
+            // The common case, without counting: the same draw as below.
+            return Some(self.rng.below(self.nodes.len() as u64) as usize);
+        }
         let eligible = |_: usize, n: &Node| {
             n.alive
                 && match writers {
@@ -536,7 +545,7 @@ impl Sim {
                 life,
                 key,
                 strategy,
-                write,
+                write: Box::new(write),
             },
         );
     }
@@ -547,7 +556,7 @@ impl Sim {
         life: u32,
         key: usize,
         strategy: Strategy,
-        write: PreparedWrite,
+        write: Box<PreparedWrite>,
     ) {
         let version = self.server.set(key, self.now, strategy, node);
         self.obs.writes_acked += 1;
@@ -690,10 +699,13 @@ impl Sim {
             if self.cut_off(node) {
                 // The request never arrives; the client times out.
                 let at = self.now + LEASE_TIMEOUT;
-                let answer = Err(TransportError::Timeout(std::time::Duration::from_secs(1)));
+                let answer = Box::new(Err(TransportError::Timeout(
+                    std::time::Duration::from_secs(1),
+                )));
                 self.schedule(at, Event::LeaseReply { node, life, answer });
             } else {
                 let at = self.now + self.config.faults.latency(&mut self.rng);
+                let call = Box::new(call);
                 self.schedule(at, Event::LeaseAtServer { node, life, call });
             }
         }
@@ -701,6 +713,7 @@ impl Sim {
             return;
         }
         let at = self.now + self.config.faults.latency(&mut self.rng);
+        let outbound = Box::new(outbound);
         self.schedule(at, Event::PublishAtServer { node, outbound });
     }
 
@@ -727,7 +740,7 @@ impl Sim {
                 self.obs.decisions += 1;
                 self.obs.decision_bytes += m.payload.len() as u64;
             }
-            let payload = Bytes::copy_from_slice(m.payload);
+            let payload: Rc<[u8]> = m.payload.into();
             for node in 0..self.nodes.len() {
                 let n = &self.nodes[node];
                 if !n.alive || !n.instance.is_subscribed() || self.cut_off(node) {

@@ -4,6 +4,11 @@
 //! stages — latency (delay), loss (drop), duplication — and a partition
 //! fails everything between an instance and Redis for a while. Each stage is
 //! a plain function of the random stream, so a run is a seed.
+//!
+//! The same struct drives two things: the simulator's links, in virtual
+//! time, and [`FaultyTransport`](crate::faulty::FaultyTransport), which wraps
+//! any real [`Transport`](aci_cache::transports::Transport) and applies the
+//! same stages in real time.
 
 use aci_core::{Duration, Instant};
 
@@ -57,7 +62,18 @@ impl Default for Faults {
     }
 }
 
-/// What the link does with one message.
+/// What the link does with one message, as delays from when it was sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// Lost.
+    Drop,
+    /// Arrives after this long.
+    After(Duration),
+    /// Arrives twice, after each of these.
+    Twice(Duration, Duration),
+}
+
+/// What the link does with one message, on the virtual clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Delivery {
     /// Lost.
@@ -69,6 +85,17 @@ pub enum Delivery {
 }
 
 impl Faults {
+    /// No faults at all: no added latency, nothing lost, no outage. The
+    /// starting point for wrapping a real transport.
+    pub fn none() -> Self {
+        Faults {
+            latency_min: Duration::ZERO,
+            latency_mean_extra: Duration::ZERO,
+            latency_max: Duration::ZERO,
+            ..Faults::default()
+        }
+    }
+
     /// A one-way latency.
     pub fn latency(&self, rng: &mut SimRng) -> Duration {
         let extra = rng.exponential(self.latency_mean_extra.as_nanos() as f64) as u64;
@@ -76,16 +103,25 @@ impl Faults {
             .min(self.latency_max)
     }
 
+    /// The fate of one Pub/Sub message on its way to one subscriber.
+    pub fn fate(&self, rng: &mut SimRng) -> Fate {
+        if rng.chance(self.loss) {
+            return Fate::Drop;
+        }
+        let first = self.latency(rng);
+        if rng.chance(self.duplication) {
+            Fate::Twice(first, self.latency(rng))
+        } else {
+            Fate::After(first)
+        }
+    }
+
     /// The fate of one Pub/Sub message published at `now`, on its way to one subscriber.
     pub fn deliver(&self, now: Instant, rng: &mut SimRng) -> Delivery {
-        if rng.chance(self.loss) {
-            return Delivery::Drop;
-        }
-        let first = now + self.latency(rng);
-        if rng.chance(self.duplication) {
-            Delivery::Twice(first, now + self.latency(rng))
-        } else {
-            Delivery::At(first)
+        match self.fate(rng) {
+            Fate::Drop => Delivery::Drop,
+            Fate::After(d) => Delivery::At(now + d),
+            Fate::Twice(a, b) => Delivery::Twice(now + a, now + b),
         }
     }
 

@@ -12,7 +12,10 @@
 //! overtaken by an invalidation, or a message lost, exactly when a seed says.
 //! The instances are driven through the same sans-IO [`Instance`](aci_cache::instance::Instance)
 //! calls the blocking and async caches make around their transports.
-//! Faults are one struct ([`faults::Faults`]) applied by the link model.
+//! Faults are one struct ([`faults::Faults`]) applied by the link model; the
+//! same struct, applied by [`faulty::FaultyTransport`] around any real
+//! transport (Redis included), puts a real cache through the same faults in
+//! real time.
 //!
 //! It answers two questions: what adaptivity does to a given traffic (stale
 //! reads vs messages, [`compare`](scenario::compare)), and whether the
@@ -36,6 +39,7 @@
 
 pub mod config;
 pub mod faults;
+pub mod faulty;
 pub mod observe;
 pub mod report;
 pub mod rng;

@@ -1,0 +1,254 @@
+//! The simulator's faults around a real transport, in real time.
+//!
+//! [`FaultyTransport`] wraps any [`Transport`] — Redis, the in-memory one,
+//! your own — and applies a [`Faults`] to it, stage by stage:
+//!
+//! - **pass**: with [`Faults::none`], every call goes straight through;
+//! - **delay**: every command waits a one-way latency before it runs and
+//!   another after (a round trip), and every message received waits one;
+//! - **drop** / duplicate: each message received is lost with probability
+//!   `loss`, delivered twice with probability `duplication`;
+//! - **fail**: during an [`Outage`](crate::faults::Outage) of this instance,
+//!   commands fail with [`TransportError::Unavailable`], subscribing fails,
+//!   and a live subscription ends with [`TransportError::SubscriptionClosed`]
+//!   (messages published meanwhile are missed, as on a real disconnect).
+//!
+//! Every draw comes from one [`SimRng`] seeded by the caller, so the pattern
+//! of faults (which message is lost, which latency is drawn) depends only on
+//! the seed and the order of calls; timing is the real clock's. Outage times
+//! count from the wrapper's creation. `controller_crash_at` does not apply
+//! here: a crash is the process's, not the link's.
+//!
+//! ```
+//! use std::time::Duration;
+//! use aci_cache::transports::{MemoryTransport, Outgoing, Subscription, Transport};
+//! use aci_sim::faults::Faults;
+//! use aci_sim::faulty::FaultyTransport;
+//!
+//! let redis = MemoryTransport::new();
+//! // Every message to this subscriber is lost; commands pass.
+//! let lossy = FaultyTransport::new(redis.clone(), Faults { loss: 1.0, ..Faults::none() }, 0, 7);
+//! let mut sub = lossy.subscribe(&["news"])?;
+//! redis.publish(&[Outgoing { channel: "news", payload: b"hello" }])?;
+//! assert!(sub.recv(Duration::from_millis(50))?.is_none());
+//! lossy.set("k", b"v", Duration::from_secs(5), &[])?;
+//! assert_eq!(redis.get("k")?.as_deref(), Some(&b"v"[..]));
+//! # Ok::<(), aci_cache::transports::TransportError>(())
+//! ```
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use aci_cache::transports::{
+    LeaseState, Outgoing, Received, Subscription, Transport, TransportError,
+};
+use bytes::Bytes;
+
+use crate::faults::{Fate, Faults};
+use crate::rng::SimRng;
+
+/// A transport with faults injected between the caller and the backend.
+pub struct FaultyTransport<T> {
+    inner: T,
+    link: Arc<Link>,
+}
+
+/// The faults of one instance's link, and the random stream they draw from.
+struct Link {
+    faults: Faults,
+    instance: usize,
+    rng: Mutex<SimRng>,
+    since: Instant,
+}
+
+impl Link {
+    fn draw<R>(&self, f: impl FnOnce(&Faults, &mut SimRng) -> R) -> R {
+        let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&self.faults, &mut rng)
+    }
+
+    fn cut_off(&self) -> bool {
+        let t = self.since.elapsed().as_secs_f64();
+        self.faults.partitioned(self.instance, t)
+    }
+
+    /// Fails while cut off; otherwise waits one hop.
+    fn hop(&self) -> Result<(), TransportError> {
+        if self.cut_off() {
+            return Err(TransportError::Unavailable(
+                "fault injection: cut off from the server".into(),
+            ));
+        }
+        let latency = std_duration(self.draw(|f, rng| f.latency(rng)));
+        if !latency.is_zero() {
+            std::thread::sleep(latency);
+        }
+        Ok(())
+    }
+
+    /// Runs a command as a round trip through the faulty link: a hop out, the
+    /// command, a hop back (a reply lost to an outage is a failure).
+    fn command<R>(
+        &self,
+        run: impl FnOnce() -> Result<R, TransportError>,
+    ) -> Result<R, TransportError> {
+        self.hop()?;
+        let answer = run()?;
+        self.hop()?;
+        Ok(answer)
+    }
+}
+
+impl<T: Transport> FaultyTransport<T> {
+    /// Wraps `inner`; `instance` selects this link's outages in `faults`,
+    /// `seed` the random stream.
+    pub fn new(inner: T, faults: Faults, instance: usize, seed: u64) -> Self {
+        FaultyTransport {
+            inner,
+            link: Arc::new(Link {
+                faults,
+                instance,
+                rng: Mutex::new(SimRng::new(seed)),
+                since: Instant::now(),
+            }),
+        }
+    }
+
+    /// The wrapped transport.
+    pub fn inner(&self) -> &T {
+        &self.inner
+    }
+
+    /// Whether this instance is inside one of its outages now.
+    pub fn is_cut_off(&self) -> bool {
+        self.link.cut_off()
+    }
+}
+
+impl<T: Transport> Transport for FaultyTransport<T> {
+    type Subscription = FaultySubscription<T::Subscription>;
+
+    fn get(&self, key: &str) -> Result<Option<Bytes>, TransportError> {
+        self.link.command(|| self.inner.get(key))
+    }
+
+    fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        then: &[Outgoing<'_>],
+    ) -> Result<(), TransportError> {
+        self.link.command(|| self.inner.set(key, value, ttl, then))
+    }
+
+    fn delete(&self, key: &str, then: &[Outgoing<'_>]) -> Result<bool, TransportError> {
+        self.link.command(|| self.inner.delete(key, then))
+    }
+
+    fn publish(&self, messages: &[Outgoing<'_>]) -> Result<(), TransportError> {
+        self.link.command(|| self.inner.publish(messages))
+    }
+
+    fn subscribe(&self, channels: &[&str]) -> Result<Self::Subscription, TransportError> {
+        let inner = self.link.command(|| self.inner.subscribe(channels))?;
+        Ok(FaultySubscription {
+            inner,
+            link: Arc::clone(&self.link),
+            pending: VecDeque::new(),
+            closed: false,
+        })
+    }
+
+    fn flush_db(&self) -> Result<(), TransportError> {
+        self.link.command(|| self.inner.flush_db())
+    }
+
+    fn lease_acquire(
+        &self,
+        key: &str,
+        holder: &str,
+        ttl: Duration,
+        min_term: u64,
+    ) -> Result<LeaseState, TransportError> {
+        self.link
+            .command(|| self.inner.lease_acquire(key, holder, ttl, min_term))
+    }
+
+    fn lease_renew(
+        &self,
+        key: &str,
+        holder: &str,
+        term: u64,
+        ttl: Duration,
+    ) -> Result<LeaseState, TransportError> {
+        self.link
+            .command(|| self.inner.lease_renew(key, holder, term, ttl))
+    }
+
+    fn lease_release(&self, key: &str, holder: &str, term: u64) -> Result<(), TransportError> {
+        self.link
+            .command(|| self.inner.lease_release(key, holder, term))
+    }
+}
+
+/// A subscription whose messages cross the faulty link: delayed, lost or
+/// duplicated as drawn, and ended by an outage.
+pub struct FaultySubscription<S> {
+    inner: S,
+    link: Arc<Link>,
+    /// Messages on their way, by the time they arrive.
+    pending: VecDeque<(Instant, Received)>,
+    closed: bool,
+}
+
+impl<S> FaultySubscription<S> {
+    fn enqueue(&mut self, due: Instant, message: Received) {
+        let at = self.pending.partition_point(|(t, _)| *t <= due);
+        self.pending.insert(at, (due, message));
+    }
+}
+
+impl<S: Subscription> Subscription for FaultySubscription<S> {
+    fn recv(&mut self, timeout: Duration) -> Result<Option<Received>, TransportError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.closed || self.link.cut_off() {
+                // A disconnect: whatever was on its way is gone with it.
+                self.closed = true;
+                self.pending.clear();
+                return Err(TransportError::SubscriptionClosed);
+            }
+            let now = Instant::now();
+            if self.pending.front().is_some_and(|(due, _)| *due <= now) {
+                return Ok(self.pending.pop_front().map(|(_, m)| m));
+            }
+            if now >= deadline {
+                return Ok(None);
+            }
+            let until = self
+                .pending
+                .front()
+                .map_or(deadline, |(due, _)| (*due).min(deadline));
+            // Short waits, so an outage that starts meanwhile ends the subscription promptly.
+            let wait = (until - now).min(Duration::from_millis(20));
+            let Some(message) = self.inner.recv(wait)? else {
+                continue;
+            };
+            let received = Instant::now();
+            match self.link.draw(|f, rng| f.fate(rng)) {
+                Fate::Drop => {}
+                Fate::After(d) => self.enqueue(received + std_duration(d), message),
+                Fate::Twice(a, b) => {
+                    self.enqueue(received + std_duration(a), message.clone());
+                    self.enqueue(received + std_duration(b), message);
+                }
+            }
+        }
+    }
+}
+
+fn std_duration(d: aci_core::Duration) -> Duration {
+    Duration::from_nanos(d.as_nanos())
+}

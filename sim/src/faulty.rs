@@ -35,6 +35,23 @@
 //! assert_eq!(redis.get("k")?.as_deref(), Some(&b"v"[..]));
 //! # Ok::<(), aci_cache::transports::TransportError>(())
 //! ```
+//!
+//! Around a real Redis, for a whole cache:
+//!
+//! ```no_run
+//! use aci_cache::transports::RedisTransport;
+//! use aci_sim::faults::{Faults, Outage};
+//! use aci_sim::faulty::FaultyTransport;
+//!
+//! let faults = Faults {
+//!     loss: 0.05,                                                // 5% of messages lost
+//!     outages: vec![Outage { instance: 0, at: 10.0, duration: 5.0 }], // cut off at 10 s for 5 s
+//!     ..Faults::none()
+//! };
+//! let redis = RedisTransport::open("redis://127.0.0.1:6379")?;
+//! let cache = aci_cache::Builder::new().transport(FaultyTransport::new(redis, faults, 0, 42))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -2,8 +2,9 @@
 //! say how stale a read was.
 
 use aci_cache::instance::LeaseCall;
+use aci_cache::transports::lease::{lease_step, LeaseWrite};
 use aci_cache::transports::LeaseState;
-use aci_core::{Duration, Instant, LeaseOp, Strategy};
+use aci_core::{Duration, Instant, Strategy};
 
 #[derive(Clone, Debug, Default)]
 struct KeyState {
@@ -36,7 +37,7 @@ impl Server {
         }
     }
 
-    /// Runs a lease operation at `now`, as the transports' scripts do.
+    /// Runs a lease operation at `now`, as the transports do.
     pub(crate) fn lease(&mut self, now: Instant, call: &LeaseCall) -> LeaseState {
         let lease = &mut self.lease;
         if lease
@@ -47,37 +48,20 @@ impl Server {
             lease.held = None;
         }
         let ttl = Duration::from_nanos(u64::try_from(call.ttl.as_nanos()).unwrap_or(u64::MAX));
-        match (call.op, &mut lease.held) {
-            (LeaseOp::Release { term }, Some((held, holder, _))) => {
-                if *held == term && *holder == call.holder {
-                    lease.held = None;
-                }
-                LeaseState::Vacant
+        let live = lease
+            .held
+            .as_ref()
+            .map(|(term, holder, _)| (*term, holder.as_str()));
+        let (write, answer) = lease_step(live, &mut lease.counter, &call.holder, call.op);
+        match (write, &mut lease.held) {
+            (LeaseWrite::Extend, Some((_, _, expires))) => *expires = now + ttl,
+            (LeaseWrite::Grant(term), _) => {
+                lease.held = Some((term, call.holder.clone(), now + ttl));
             }
-            (LeaseOp::Release { .. }, None) => LeaseState::Vacant,
-            (op, Some((term, holder, expires))) => {
-                let extends = match op {
-                    LeaseOp::Renew { term: asked } => asked == *term,
-                    _ => true,
-                };
-                if *holder == call.holder && extends {
-                    *expires = now + ttl;
-                }
-                LeaseState::Held {
-                    term: *term,
-                    holder: holder.clone(),
-                }
-            }
-            (LeaseOp::Acquire { min_term }, None) => {
-                lease.counter = (lease.counter + 1).max(min_term + 1);
-                lease.held = Some((lease.counter, call.holder.clone(), now + ttl));
-                LeaseState::Held {
-                    term: lease.counter,
-                    holder: call.holder.clone(),
-                }
-            }
-            (_, None) => LeaseState::Vacant,
+            (LeaseWrite::Delete, _) => lease.held = None,
+            _ => {}
         }
+        answer
     }
 
     /// `SET key … PX ttl`: the new version.

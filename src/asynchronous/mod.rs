@@ -216,7 +216,7 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
             .shared
             .instance
             .force_strategy(strategy, self.shared.clock.now());
-        if !outbound.is_empty() {
+        if outbound.has_messages() {
             self.shared
                 .transport
                 .publish(&outbound.as_outgoing())

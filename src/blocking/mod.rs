@@ -225,7 +225,7 @@ impl<T: Transport> AdaptiveCache<T> {
             .shared
             .instance
             .force_strategy(strategy, self.shared.clock.now());
-        if !outbound.is_empty() {
+        if outbound.has_messages() {
             self.shared.transport.publish(&outbound.as_outgoing())?;
         }
         Ok(())

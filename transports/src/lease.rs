@@ -3,8 +3,11 @@
 //! same key plus `":term"` that only grows.
 //!
 //! The Redis transports run each operation as one Lua script (atomic on the
-//! server); [`MemoryTransport`](crate::MemoryTransport) does the same under a
-//! lock. The semantics are those of `aci_core::LeaseOp`.
+//! server); in-process stores ([`MemoryTransport`](crate::MemoryTransport),
+//! the simulator's Redis) run [`lease_step`] under their lock. The semantics
+//! are those of `aci_core::LeaseOp`.
+
+use aci_core::LeaseOp;
 
 /// Who holds a lease after a lease operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +21,78 @@ pub enum LeaseState {
     },
     /// Nobody holds it.
     Vacant,
+}
+
+/// What a lease operation writes to the store (see [`lease_step`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseWrite {
+    /// Nothing.
+    Keep,
+    /// Push the live lease's expiry to now + ttl.
+    Extend,
+    /// Store the lease for the caller in this term, expiring at now + ttl
+    /// (the counter was already advanced to it).
+    Grant(u64),
+    /// Remove the lease.
+    Delete,
+}
+
+/// One lease operation of `holder` on an in-process store: from the live
+/// lease (`None` when there is none, it expired, or its value is not one of
+/// ours) and the term counter, what to write and what to answer. The Lua
+/// scripts do the same on Redis; [`MemoryTransport`](crate::MemoryTransport)
+/// and the simulator's Redis apply this. A release answers
+/// [`LeaseState::Vacant`] (nobody reads it).
+///
+/// ```
+/// use aci_core::LeaseOp;
+/// use aci_transports::lease::{lease_step, LeaseState, LeaseWrite};
+/// let mut counter = 4;
+/// let (write, answer) = lease_step(None, &mut counter, "a", LeaseOp::Acquire { min_term: 0 });
+/// assert_eq!((write, counter), (LeaseWrite::Grant(5), 5));
+/// assert_eq!(answer, LeaseState::Held { term: 5, holder: "a".into() });
+/// // Someone else's live lease is only reported.
+/// let (write, _) = lease_step(Some((5, "a")), &mut counter, "b", LeaseOp::Acquire { min_term: 0 });
+/// assert_eq!(write, LeaseWrite::Keep);
+/// ```
+pub fn lease_step(
+    live: Option<(u64, &str)>,
+    counter: &mut u64,
+    holder: &str,
+    op: LeaseOp,
+) -> (LeaseWrite, LeaseState) {
+    let held = |(term, current): (u64, &str)| LeaseState::Held {
+        term,
+        holder: current.to_owned(),
+    };
+    match (op, live) {
+        (LeaseOp::Acquire { .. }, Some((term, current))) => {
+            let write = if current == holder {
+                LeaseWrite::Extend
+            } else {
+                LeaseWrite::Keep
+            };
+            (write, held((term, current)))
+        }
+        (LeaseOp::Acquire { min_term }, None) => {
+            *counter = counter.saturating_add(1).max(min_term.saturating_add(1));
+            (LeaseWrite::Grant(*counter), held((*counter, holder)))
+        }
+        (LeaseOp::Renew { term }, Some((live_term, current))) => {
+            let write = if live_term == term && current == holder {
+                LeaseWrite::Extend
+            } else {
+                LeaseWrite::Keep
+            };
+            (write, held((live_term, current)))
+        }
+        (LeaseOp::Release { term }, Some((live_term, current)))
+            if live_term == term && current == holder =>
+        {
+            (LeaseWrite::Delete, LeaseState::Vacant)
+        }
+        _ => (LeaseWrite::Keep, LeaseState::Vacant),
+    }
 }
 
 /// The key of the term counter of the lease at `key`.

@@ -22,7 +22,7 @@
 #[cfg(feature = "tokio")]
 mod asynchronous;
 mod error;
-mod lease;
+pub mod lease;
 mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::lease::{lease_value, parse_value, term_key};
+use aci_core::LeaseOp;
+
+use crate::lease::{lease_step, lease_value, parse_value, term_key, LeaseWrite};
 use crate::{LeaseState, Outgoing, Received, Subscription, Transport, TransportError};
 
 /// A shared in-memory "server": clones talk to the same data, so several
@@ -94,12 +96,15 @@ impl MemoryTransport {
         lock(&self.inner.subscribers).len()
     }
 
-    /// Runs `op` on the live lease at `key` (`None` when vacant), atomically.
-    fn with_lease<T>(
+    /// Runs a lease operation on the lease at `key`, atomically, as the
+    /// Redis scripts do: the lease is a value `term:holder` with an expiry.
+    fn lease(
         &self,
         key: &str,
-        op: impl FnOnce(&mut HashMap<String, (Bytes, Instant)>, Option<(u64, String)>) -> T,
-    ) -> Result<T, TransportError> {
+        holder: &str,
+        ttl: Duration,
+        op: LeaseOp,
+    ) -> Result<LeaseState, TransportError> {
         self.check()?;
         let mut values = lock(&self.inner.values);
         let now = Instant::now();
@@ -111,9 +116,29 @@ impl MemoryTransport {
                 Some((term, holder.to_owned()))
             });
         if live.is_none() {
+            // Expired, or not a lease of ours: gone, as the scripts remove it.
             values.remove(key);
         }
-        Ok(op(&mut values, live))
+        let mut counters = lock(&self.inner.counters);
+        let counter = counters.entry(term_key(key)).or_default();
+        let live = live.as_ref().map(|(term, holder)| (*term, holder.as_str()));
+        let (write, answer) = lease_step(live, counter, holder, op);
+        match write {
+            LeaseWrite::Keep => {}
+            LeaseWrite::Extend => {
+                if let Some(entry) = values.get_mut(key) {
+                    entry.1 = now + ttl;
+                }
+            }
+            LeaseWrite::Grant(term) => {
+                let value = Bytes::from(lease_value(term, holder));
+                values.insert(key.to_owned(), (value, now + ttl));
+            }
+            LeaseWrite::Delete => {
+                values.remove(key);
+            }
+        }
+        Ok(answer)
     }
 
     fn check(&self) -> Result<(), TransportError> {
@@ -214,29 +239,7 @@ impl Transport for MemoryTransport {
         ttl: Duration,
         min_term: u64,
     ) -> Result<LeaseState, TransportError> {
-        self.with_lease(key, |values, live| {
-            if let Some((term, current)) = live {
-                if current == holder {
-                    if let Some(entry) = values.get_mut(key) {
-                        entry.1 = Instant::now() + ttl;
-                    }
-                }
-                return LeaseState::Held {
-                    term,
-                    holder: current,
-                };
-            }
-            let mut counters = lock(&self.inner.counters);
-            let counter = counters.entry(term_key(key)).or_default();
-            *counter = (*counter + 1).max(min_term.saturating_add(1));
-            let term = *counter;
-            let value = Bytes::from(lease_value(term, holder));
-            values.insert(key.to_owned(), (value, Instant::now() + ttl));
-            LeaseState::Held {
-                term,
-                holder: holder.to_owned(),
-            }
-        })
+        self.lease(key, holder, ttl, LeaseOp::Acquire { min_term })
     }
 
     fn lease_renew(
@@ -246,28 +249,12 @@ impl Transport for MemoryTransport {
         term: u64,
         ttl: Duration,
     ) -> Result<LeaseState, TransportError> {
-        self.with_lease(key, |values, live| match live {
-            Some((held, current)) => {
-                if held == term && current == holder {
-                    if let Some(entry) = values.get_mut(key) {
-                        entry.1 = Instant::now() + ttl;
-                    }
-                }
-                LeaseState::Held {
-                    term: held,
-                    holder: current,
-                }
-            }
-            None => LeaseState::Vacant,
-        })
+        self.lease(key, holder, ttl, LeaseOp::Renew { term })
     }
 
     fn lease_release(&self, key: &str, holder: &str, term: u64) -> Result<(), TransportError> {
-        self.with_lease(key, |values, live| {
-            if live.is_some_and(|(held, current)| held == term && current == holder) {
-                values.remove(key);
-            }
-        })
+        self.lease(key, holder, Duration::ZERO, LeaseOp::Release { term })
+            .map(drop)
     }
 }
 

@@ -81,3 +81,57 @@ fn bad_arguments_are_refused_with_a_clear_message() {
     assert_eq!(code, 2);
     assert!(stderr.contains("unknown unit"), "{stderr}");
 }
+
+#[test]
+fn link_faults_come_from_the_command_line() {
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--scenario",
+            "steady-low",
+            "--writes",
+            "100",
+            "--duration",
+            "60s",
+            "--instances",
+            "3",
+        ];
+        args.extend_from_slice(extra);
+        aci_sim(&args)
+    };
+    let (code, clean, _) = run(&[]);
+    assert_eq!(code, 0, "{clean}");
+    assert!(clean.contains("(lost 0)"), "{clean}");
+    let (code, lossy, stderr) = run(&[
+        "--loss",
+        "0.1",
+        "--duplication",
+        "0.05",
+        "--latency-min",
+        "500us",
+        "--latency-mean-extra",
+        "2ms",
+        "--latency-max",
+        "30ms",
+    ]);
+    assert_eq!(code, 0, "{lossy}{stderr}");
+    assert!(!lossy.contains("(lost 0)"), "messages were lost: {lossy}");
+    assert!(lossy.contains("invariant violations: 0"), "{lossy}");
+
+    for (bad, says) in [
+        (&["--loss", "1.5"][..], "--loss must be a probability"),
+        (
+            &["--duplication=-0.1"][..],
+            "--duplication must be a probability",
+        ),
+        (
+            &["--latency-min", "40ms", "--latency-max", "5ms"][..],
+            "is above --latency-max",
+        ),
+        (&["--latency-max", "fast"][..], "not a duration"),
+    ] {
+        let (code, _, stderr) = run(bad);
+        assert_eq!(code, 2, "{bad:?}");
+        assert!(stderr.contains(says), "{bad:?}: {stderr}");
+    }
+}

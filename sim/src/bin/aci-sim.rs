@@ -5,6 +5,7 @@
 //! aci-sim run --scenario ramp [--seed N] [--instances N] [--duration 600s] [--csv FILE] [--svg FILE]
 //! aci-sim compare --scenario burst [--seed N] [--instances N] [--duration 600s]
 //!                 [--writes W/S] [--reads R/S] [--keys N] [--zipf S]   (run too)
+//!                 [--loss P] [--duplication P] [--latency-min D] [--latency-mean-extra D] [--latency-max D]
 //! aci-sim list
 //! ```
 
@@ -78,6 +79,21 @@ struct Common {
     /// Zipf exponent of key popularity; 0 is uniform (default 0.9).
     #[arg(long)]
     zipf: Option<f64>,
+    /// Probability that a message to one subscriber is lost (0 to 1).
+    #[arg(long)]
+    loss: Option<f64>,
+    /// Probability that a message to one subscriber arrives twice (0 to 1).
+    #[arg(long)]
+    duplication: Option<f64>,
+    /// Smallest one-way latency between an instance and Redis (e.g. 200us, 1ms).
+    #[arg(long, value_parser = parse_latency)]
+    latency_min: Option<Duration>,
+    /// Mean of the exponential part added to it.
+    #[arg(long, value_parser = parse_latency)]
+    latency_mean_extra: Option<Duration>,
+    /// Largest one-way latency (the tail is cut there).
+    #[arg(long, value_parser = parse_latency)]
+    latency_max: Option<Duration>,
 }
 
 impl Common {
@@ -113,6 +129,29 @@ impl Common {
         if self.instances == 0 {
             return Err("--instances must be at least 1".into());
         }
+        let probability = |name: &str, p: f64| {
+            if (0.0..=1.0).contains(&p) {
+                Ok(p)
+            } else {
+                Err(format!("--{name} must be a probability, from 0 to 1"))
+            }
+        };
+        let f = &mut c.faults;
+        if let Some(p) = self.loss {
+            f.loss = probability("loss", p)?;
+        }
+        if let Some(p) = self.duplication {
+            f.duplication = probability("duplication", p)?;
+        }
+        f.latency_min = self.latency_min.unwrap_or(f.latency_min);
+        f.latency_mean_extra = self.latency_mean_extra.unwrap_or(f.latency_mean_extra);
+        f.latency_max = self.latency_max.unwrap_or(f.latency_max);
+        if f.latency_min > f.latency_max {
+            return Err(format!(
+                "--latency-min ({}) is above --latency-max ({})",
+                f.latency_min, f.latency_max
+            ));
+        }
         Ok(c)
     }
 }
@@ -122,6 +161,27 @@ fn parse_scenario(name: &str) -> Result<Scenario, String> {
         let names: Vec<&str> = Scenario::ALL.iter().map(|(_, n)| *n).collect();
         format!("unknown scenario; one of: {}", names.join(", "))
     })
+}
+
+/// A latency: like a duration, but also in µs, and zero is allowed.
+fn parse_latency(text: &str) -> Result<Duration, String> {
+    if let Some(micros) = text.strip_suffix("us").or_else(|| text.strip_suffix("µs")) {
+        let value: f64 = micros
+            .parse()
+            .map_err(|_| format!("not a latency: {text:?} (try 200us, 1ms)"))?;
+        if !(value >= 0.0 && value.is_finite()) {
+            return Err("a latency cannot be negative".into());
+        }
+        return Ok(Duration::from_nanos((value * 1e3) as u64));
+    }
+    if text
+        .trim_end_matches(|c: char| c.is_ascii_alphabetic())
+        .parse()
+        == Ok(0.0)
+    {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(text)
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

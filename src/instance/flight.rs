@@ -1,6 +1,7 @@
 //! Single-flight: concurrent misses on one key share one Redis read.
 
 use std::collections::HashMap;
+use std::sync::atomic::{fence, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use aci_transports::TransportError;
@@ -63,7 +64,15 @@ impl Flights {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(key);
-        flight.done.notify(usize::MAX);
+        // Wake the followers, if any listens: notifying an `Event` nobody
+        // ever listened to allocates its listener list, on every read miss.
+        // A follower registers, then looks at the outcome again (both behind
+        // a SeqCst fence, in `listen`); here the outcome is set, then the
+        // listeners are counted behind one: one of the two sees the other.
+        fence(Ordering::SeqCst);
+        if flight.done.total_listeners() > 0 {
+            flight.done.notify(usize::MAX);
+        }
     }
 
     /// Reads in flight.
@@ -72,5 +81,53 @@ impl Flights {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use event_listener::Listener as _;
+    use std::time::{Duration, Instant};
+
+    /// The follower's side of `Wait`: look, listen, look again, wait.
+    fn follow(flight: &Flight) -> Option<Outcome> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(outcome) = flight.outcome() {
+                return Some(outcome);
+            }
+            let listener = flight.listen();
+            if let Some(outcome) = flight.outcome() {
+                return Some(outcome);
+            }
+            listener.wait_deadline(deadline)?;
+        }
+    }
+
+    #[test]
+    fn a_finish_racing_a_follower_never_strands_it() {
+        let flights = Arc::new(Flights::default());
+        for round in 0..2_000 {
+            let Role::Lead(lead) = flights.join("k") else {
+                panic!("round {round}: the previous flight was not retired");
+            };
+            let Role::Follow(flight) = flights.join("k") else {
+                panic!("round {round}: a second reader should follow");
+            };
+            let follower = std::thread::spawn(move || follow(&flight));
+            // Finish before, while, or after the follower starts listening.
+            match round % 3 {
+                0 => {}
+                1 => std::thread::yield_now(),
+                _ => std::thread::sleep(Duration::from_micros(100)),
+            }
+            flights.finish("k", &lead, Ok(None));
+            let outcome = follower.join().expect("the follower thread");
+            assert!(
+                matches!(outcome, Some(Ok(None))),
+                "round {round}: the follower missed the finish"
+            );
+        }
     }
 }

@@ -41,7 +41,8 @@ pub struct Faults {
     pub duplication: f64,
     /// Partitions / subscriber disconnects.
     pub outages: Vec<Outage>,
-    /// The controller (instance 0) crashes at this time (seconds)…
+    /// Whoever acts as the controller at this time (seconds) crashes, without
+    /// a word (instance 0 if nobody does)…
     pub controller_crash_at: Option<f64>,
     /// …and comes back (as a new process, empty near cache) after this long.
     pub controller_restart_after: Option<f64>,

@@ -663,7 +663,7 @@ impl Sim {
         let stats = &mut self.obs.by_strategy[strategy.index()];
         stats.stale += 1;
         stats.ages.push(age);
-        let bound = self.bound(writer_strategy, writer);
+        let bound = self.bound(writer_strategy, writer, superseded_at);
         if age > bound {
             let msg = format!(
                 "instance {reader} served k{key} version {version} {age} after it was superseded \
@@ -673,14 +673,21 @@ impl Sim {
         }
     }
 
-    /// The staleness bound of a write made under `strategy` by `writer`.
-    fn bound(&self, strategy: Strategy, writer: usize) -> Duration {
+    /// The staleness bound of a write committed at `committed` under
+    /// `strategy` by `writer`.
+    fn bound(&self, strategy: Strategy, writer: usize, committed: Instant) -> Duration {
         let c = &self.config.cache;
         let f = &self.config.faults;
         let hop = f.latency_max;
         let ttl_bound = c.local_ttl + hop;
-        let writer_faulty = f.outages.iter().any(|o| o.instance == writer)
-            || (writer == 0 && f.controller_crash_at.is_some());
+        // A writer that crashed after this write may have died with its
+        // invalidation unsent (a batch not yet flushed): only local_ttl is
+        // promised then. The crash takes whoever leads at the time, so the
+        // victim is known only once it happened.
+        let died_owing = self
+            .crashed
+            .is_some_and(|(victim, at)| victim == writer && committed <= at);
+        let writer_faulty = f.outages.iter().any(|o| o.instance == writer) || died_owing;
         if f.lossy() || writer_faulty {
             return ttl_bound;
         }

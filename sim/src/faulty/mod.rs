@@ -13,6 +13,10 @@
 //!   and a live subscription ends with [`TransportError::SubscriptionClosed`]
 //!   (messages published meanwhile are missed, as on a real disconnect).
 //!
+//! With the `tokio` feature, [`FaultyTransport`] is also an
+//! [`AsyncTransport`](aci_cache::transports::AsyncTransport) around any async
+//! transport (delays are `tokio::time` sleeps), for `AsyncAdaptiveCache`.
+//!
 //! Every draw comes from one [`SimRng`] seeded by the caller, so the pattern
 //! of faults (which message is lost, which latency is drawn) depends only on
 //! the seed and the order of calls; timing is the real clock's. Outage times
@@ -65,6 +69,11 @@ use bytes::Bytes;
 use crate::faults::{Fate, Faults};
 use crate::rng::SimRng;
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
+#[cfg(feature = "tokio")]
+pub use asynchronous::FaultyAsyncSubscription;
+
 /// A transport with faults injected between the caller and the backend.
 pub struct FaultyTransport<T> {
     inner: T,
@@ -90,18 +99,14 @@ impl Link {
         self.faults.partitioned(self.instance, t)
     }
 
-    /// Fails while cut off; otherwise waits one hop.
-    fn hop(&self) -> Result<(), TransportError> {
+    /// One hop of a command: an error while cut off, otherwise how long it takes.
+    fn hop(&self) -> Result<Duration, TransportError> {
         if self.cut_off() {
             return Err(TransportError::Unavailable(
                 "fault injection: cut off from the server".into(),
             ));
         }
-        let latency = std_duration(self.draw(|f, rng| f.latency(rng)));
-        if !latency.is_zero() {
-            std::thread::sleep(latency);
-        }
-        Ok(())
+        Ok(std_duration(self.draw(|f, rng| f.latency(rng))))
     }
 
     /// Runs a command as a round trip through the faulty link: a hop out, the
@@ -110,14 +115,76 @@ impl Link {
         &self,
         run: impl FnOnce() -> Result<R, TransportError>,
     ) -> Result<R, TransportError> {
-        self.hop()?;
+        sleep(self.hop()?);
         let answer = run()?;
-        self.hop()?;
+        sleep(self.hop()?);
         Ok(answer)
     }
 }
 
-impl<T: Transport> FaultyTransport<T> {
+fn sleep(d: Duration) {
+    if !d.is_zero() {
+        std::thread::sleep(d);
+    }
+}
+
+/// Messages on their way to one subscriber, by the time they arrive: the
+/// subscriber side of a link, shared by the blocking and async subscriptions.
+#[derive(Default)]
+struct InFlight {
+    pending: VecDeque<(Instant, Received)>,
+    closed: bool,
+}
+
+impl InFlight {
+    /// Whether an outage ended the subscription (it stays ended, as a
+    /// dropped connection does); what was on its way is gone with it.
+    fn ended(&mut self, link: &Link) -> bool {
+        if !self.closed && link.cut_off() {
+            self.closed = true;
+            self.pending.clear();
+        }
+        self.closed
+    }
+
+    /// Passes a message received from the backend through the link.
+    fn arrive(&mut self, link: &Link, message: Received) {
+        let received = Instant::now();
+        match link.draw(|f, rng| f.fate(rng)) {
+            Fate::Drop => {}
+            Fate::After(d) => self.enqueue(received + std_duration(d), message),
+            Fate::Twice(a, b) => {
+                self.enqueue(received + std_duration(a), message.clone());
+                self.enqueue(received + std_duration(b), message);
+            }
+        }
+    }
+
+    fn enqueue(&mut self, due: Instant, message: Received) {
+        let at = self.pending.partition_point(|(t, _)| *t <= due);
+        self.pending.insert(at, (due, message));
+    }
+
+    /// The next message whose time has come.
+    fn due(&mut self, now: Instant) -> Option<Received> {
+        if self.pending.front().is_some_and(|(due, _)| *due <= now) {
+            self.pending.pop_front().map(|(_, m)| m)
+        } else {
+            None
+        }
+    }
+
+    /// When the next message arrives, if one is on its way.
+    fn next(&self) -> Option<Instant> {
+        self.pending.front().map(|(due, _)| *due)
+    }
+}
+
+/// How often a subscription waiting on the backend looks at the clock, so
+/// that an outage starting meanwhile ends it promptly.
+const OUTAGE_CHECK: Duration = Duration::from_millis(20);
+
+impl<T> FaultyTransport<T> {
     /// Wraps `inner`; `instance` selects this link's outages in `faults`,
     /// `seed` the random stream.
     pub fn new(inner: T, faults: Faults, instance: usize, seed: u64) -> Self {
@@ -173,8 +240,7 @@ impl<T: Transport> Transport for FaultyTransport<T> {
         Ok(FaultySubscription {
             inner,
             link: Arc::clone(&self.link),
-            pending: VecDeque::new(),
-            closed: false,
+            in_flight: InFlight::default(),
         })
     }
 
@@ -215,52 +281,29 @@ impl<T: Transport> Transport for FaultyTransport<T> {
 pub struct FaultySubscription<S> {
     inner: S,
     link: Arc<Link>,
-    /// Messages on their way, by the time they arrive.
-    pending: VecDeque<(Instant, Received)>,
-    closed: bool,
-}
-
-impl<S> FaultySubscription<S> {
-    fn enqueue(&mut self, due: Instant, message: Received) {
-        let at = self.pending.partition_point(|(t, _)| *t <= due);
-        self.pending.insert(at, (due, message));
-    }
+    in_flight: InFlight,
 }
 
 impl<S: Subscription> Subscription for FaultySubscription<S> {
     fn recv(&mut self, timeout: Duration) -> Result<Option<Received>, TransportError> {
         let deadline = Instant::now() + timeout;
         loop {
-            if self.closed || self.link.cut_off() {
-                // A disconnect: whatever was on its way is gone with it.
-                self.closed = true;
-                self.pending.clear();
+            if self.in_flight.ended(&self.link) {
                 return Err(TransportError::SubscriptionClosed);
             }
             let now = Instant::now();
-            if self.pending.front().is_some_and(|(due, _)| *due <= now) {
-                return Ok(self.pending.pop_front().map(|(_, m)| m));
+            if let Some(message) = self.in_flight.due(now) {
+                return Ok(Some(message));
             }
             if now >= deadline {
                 return Ok(None);
             }
             let until = self
-                .pending
-                .front()
-                .map_or(deadline, |(due, _)| (*due).min(deadline));
-            // Short waits, so an outage that starts meanwhile ends the subscription promptly.
-            let wait = (until - now).min(Duration::from_millis(20));
-            let Some(message) = self.inner.recv(wait)? else {
-                continue;
-            };
-            let received = Instant::now();
-            match self.link.draw(|f, rng| f.fate(rng)) {
-                Fate::Drop => {}
-                Fate::After(d) => self.enqueue(received + std_duration(d), message),
-                Fate::Twice(a, b) => {
-                    self.enqueue(received + std_duration(a), message.clone());
-                    self.enqueue(received + std_duration(b), message);
-                }
+                .in_flight
+                .next()
+                .map_or(deadline, |due| due.min(deadline));
+            if let Some(message) = self.inner.recv((until - now).min(OUTAGE_CHECK))? {
+                self.in_flight.arrive(&self.link, message);
             }
         }
     }

@@ -111,6 +111,7 @@ impl<T: AsyncTransport> AsyncTransport for FaultyTransport<T> {
 /// An async subscription whose messages cross the faulty link. Cancel-safe,
 /// as the trait asks: a message taken from the backend is parked in the
 /// subscription before anything else can be dropped.
+#[derive(Debug)]
 pub struct FaultyAsyncSubscription<S> {
     inner: S,
     link: Arc<Link>,

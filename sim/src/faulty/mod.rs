@@ -75,12 +75,14 @@ mod asynchronous;
 pub use asynchronous::FaultyAsyncSubscription;
 
 /// A transport with faults injected between the caller and the backend.
+#[derive(Debug)]
 pub struct FaultyTransport<T> {
     inner: T,
     link: Arc<Link>,
 }
 
 /// The faults of one instance's link, and the random stream they draw from.
+#[derive(Debug)]
 struct Link {
     faults: Faults,
     instance: usize,
@@ -130,7 +132,7 @@ fn sleep(d: Duration) {
 
 /// Messages on their way to one subscriber, by the time they arrive: the
 /// subscriber side of a link, shared by the blocking and async subscriptions.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct InFlight {
     pending: VecDeque<(Instant, Received)>,
     closed: bool,
@@ -278,6 +280,7 @@ impl<T: Transport> Transport for FaultyTransport<T> {
 
 /// A subscription whose messages cross the faulty link: delayed, lost or
 /// duplicated as drawn, and ended by an outage.
+#[derive(Debug)]
 pub struct FaultySubscription<S> {
     inner: S,
     link: Arc<Link>,

@@ -928,10 +928,6 @@ impl Sim {
         }
     }
 
-    // Out of line: it builds an `Instance` (about 100 KB) on the stack.
-    // Inlined into `handle`, that frame would be probed page by page on
-    // every event, which cost more than the event itself.
-    #[inline(never)]
     fn restart_crashed(&mut self) {
         let Some((index, _)) = self.crashed else {
             return;

@@ -189,7 +189,11 @@ struct Counters {
 /// One instance: the engine, the near cache and the reads in flight.
 pub struct Instance {
     settings: Settings,
-    engine: Mutex<Engine>,
+    /// Boxed: the engine's fixed-capacity buffers make it ~100 KB, and an
+    /// `Instance` is built, moved and held by value by every driver (an
+    /// inline engine once made the simulator probe a 212 KB stack frame on
+    /// every event).
+    engine: Mutex<Box<Engine>>,
     near: NearCache,
     flights: Arc<Flights>,
     strategy: AtomicU8,
@@ -199,7 +203,8 @@ pub struct Instance {
     deadline: AtomicU64,
     controller: AtomicBool,
     subscribed: AtomicBool,
-    counters: Counters,
+    /// Boxed too: striped over padded slots, the counters take 8 KB.
+    counters: Box<Counters>,
     callbacks: Mutex<Vec<SwitchCallback>>,
 }
 
@@ -215,13 +220,13 @@ impl Instance {
                 settings.near_max_bytes,
                 settings.core.local_ttl(),
             ),
-            engine: Mutex::new(engine),
+            engine: Mutex::new(Box::new(engine)),
             flights: Arc::default(),
             strategy: AtomicU8::new(Strategy::Ttl as u8),
             deadline: AtomicU64::new(NO_DEADLINE),
             controller: AtomicBool::new(controller),
             subscribed: AtomicBool::new(false),
-            counters: Counters::default(),
+            counters: Box::default(),
             callbacks: Mutex::default(),
             settings,
         })

@@ -25,6 +25,22 @@ fn pinned(ns: &str, strategy: Strategy, tune: impl FnOnce(Builder) -> Builder) -
     cache
 }
 
+/// Thresholds and intervals short enough for a test to see switches.
+fn fast(b: Builder) -> Builder {
+    b.high_threshold(20.0)
+        .low_threshold(5.0)
+        .controller_interval(Duration::from_millis(200))
+        .sliding_window(Duration::from_secs(1))
+}
+
+/// A forced controller and two followers in `ns`, all `fast`.
+fn fast_fleet(ns: &str) -> (Cache, Cache, Cache) {
+    let controller = fast(Builder::new().namespace(ns).is_controller(true))
+        .connect(&shared_url())
+        .expect("connect to the test redis-server");
+    (controller, follower(ns, fast), follower(ns, fast))
+}
+
 #[test]
 fn eager_another_instance_reads_the_new_value_within_50ms() {
     let ns = unique_namespace("eager");
@@ -142,17 +158,7 @@ fn a_thousand_writes_per_strategy_all_survive_in_redis() {
 #[test]
 fn the_controllers_decision_reaches_the_followers() {
     let ns = unique_namespace("propagation");
-    let fast = |b: Builder| {
-        b.high_threshold(20.0)
-            .low_threshold(5.0)
-            .controller_interval(Duration::from_millis(200))
-            .sliding_window(Duration::from_secs(1))
-    };
-    let controller = fast(Builder::new().namespace(&ns).is_controller(true))
-        .connect(&shared_url())
-        .unwrap();
-    let f1 = follower(&ns, fast);
-    let f2 = follower(&ns, fast);
+    let (controller, f1, f2) = fast_fleet(&ns);
     let switched = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let seen = std::sync::Arc::clone(&switched);
     f1.on_switch(move |_, to| {
@@ -269,17 +275,7 @@ fn the_fleet_switches_on_its_total_write_rate_wherever_the_writes_are() {
     // the other. The controller writes nothing: the original's controller
     // would stay in ttl forever.
     let ns = unique_namespace("fleet-rate");
-    let fast = |b: Builder| {
-        b.high_threshold(20.0)
-            .low_threshold(5.0)
-            .controller_interval(Duration::from_millis(200))
-            .sliding_window(Duration::from_secs(1))
-    };
-    let controller = fast(Builder::new().namespace(&ns).is_controller(true))
-        .connect(&shared_url())
-        .unwrap();
-    let f1 = follower(&ns, fast);
-    let f2 = follower(&ns, fast);
+    let (controller, f1, f2) = fast_fleet(&ns);
     let hammer = |writer: &Cache, tag: &str| {
         // ~100 writes/s for 1.2 s.
         for i in 0..120 {

@@ -10,7 +10,7 @@
 //! any real [`Transport`](aci_cache::transports::Transport) and applies the
 //! same stages in real time.
 
-use aci_core::{Duration, Instant};
+use aci_core::Duration;
 
 use crate::rng::SimRng;
 
@@ -74,17 +74,6 @@ pub enum Fate {
     Twice(Duration, Duration),
 }
 
-/// What the link does with one message, on the virtual clock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Delivery {
-    /// Lost.
-    Drop,
-    /// Arrives at this time.
-    At(Instant),
-    /// Arrives twice.
-    Twice(Instant, Instant),
-}
-
 impl Faults {
     /// No faults at all: no added latency, nothing lost, no outage. The
     /// starting point for wrapping a real transport.
@@ -114,15 +103,6 @@ impl Faults {
             Fate::Twice(first, self.latency(rng))
         } else {
             Fate::After(first)
-        }
-    }
-
-    /// The fate of one Pub/Sub message published at `now`, on its way to one subscriber.
-    pub fn deliver(&self, now: Instant, rng: &mut SimRng) -> Delivery {
-        match self.fate(rng) {
-            Fate::Drop => Delivery::Drop,
-            Fate::After(d) => Delivery::At(now + d),
-            Fate::Twice(a, b) => Delivery::Twice(now + a, now + b),
         }
     }
 

@@ -18,6 +18,7 @@ use aci_core::{Duration, Instant, Strategy};
 use bytes::Bytes;
 
 use crate::config::{Policy, SimConfig};
+use crate::faults::Fate;
 use crate::observe::{Observations, Sample, TraceHash};
 use crate::rng::SimRng;
 use crate::server::Server;
@@ -314,8 +315,8 @@ impl Sim {
     fn handle(&mut self, event: Event) {
         self.trace.add(self.now.as_nanos());
         match event {
-            Event::WriteArrival => self.write_arrival(),
-            Event::ReadArrival => self.read_arrival(),
+            Event::WriteArrival => self.arrival(true),
+            Event::ReadArrival => self.arrival(false),
             Event::WriteAtServer {
                 node,
                 life,
@@ -498,15 +499,32 @@ impl Sim {
             .map(|(i, _)| i)
     }
 
-    fn write_arrival(&mut self) {
-        let rate = self.config.workload.writes.rate(self.secs());
+    /// A Poisson arrival of the workload: a write or a read of a key drawn
+    /// by popularity, at an instance drawn among those that may make it.
+    fn arrival(&mut self, write: bool) {
+        let t = self.secs();
+        let workload = &self.config.workload;
+        let (rate, writers) = if write {
+            (workload.writes.rate(t), Some(workload.writers))
+        } else {
+            (workload.reads.rate(t), None)
+        };
         if rate > 0.0 {
-            if let Some(node) = self.pick_node(Some(self.config.workload.writers)) {
+            if let Some(node) = self.pick_node(writers) {
                 let key = self.config.workload.keys.pick(&mut self.rng);
-                self.write(node, key);
+                if write {
+                    self.write(node, key);
+                } else {
+                    self.read(node, key);
+                }
             }
         }
-        self.next_arrival(rate, Event::WriteArrival);
+        let next = if write {
+            Event::WriteArrival
+        } else {
+            Event::ReadArrival
+        };
+        self.next_arrival(rate, next);
     }
 
     fn write(&mut self, node: usize, key: usize) {
@@ -572,17 +590,6 @@ impl Sim {
                 write,
             },
         );
-    }
-
-    fn read_arrival(&mut self) {
-        let rate = self.config.workload.reads.rate(self.secs());
-        if rate > 0.0 {
-            if let Some(node) = self.pick_node(None) {
-                let key = self.config.workload.keys.pick(&mut self.rng);
-                self.read(node, key);
-            }
-        }
-        self.next_arrival(rate, Event::ReadArrival);
     }
 
     fn read(&mut self, node: usize, key: usize) {
@@ -754,41 +761,24 @@ impl Sim {
                     continue;
                 }
                 let life = n.life;
-                match self.config.faults.deliver(self.now, &mut self.rng) {
-                    crate::faults::Delivery::Drop => self.obs.lost_deliveries += 1,
-                    crate::faults::Delivery::At(at) => {
-                        self.obs.deliveries += 1;
-                        self.schedule(
-                            at,
-                            Event::Deliver {
-                                node,
-                                life,
-                                channel,
-                                payload: payload.clone(),
-                            },
-                        );
+                let delays = match self.config.faults.fate(&mut self.rng) {
+                    Fate::Drop => {
+                        self.obs.lost_deliveries += 1;
+                        continue;
                     }
-                    crate::faults::Delivery::Twice(a, b) => {
-                        self.obs.deliveries += 2;
-                        self.schedule(
-                            a,
-                            Event::Deliver {
-                                node,
-                                life,
-                                channel,
-                                payload: payload.clone(),
-                            },
-                        );
-                        self.schedule(
-                            b,
-                            Event::Deliver {
-                                node,
-                                life,
-                                channel,
-                                payload: payload.clone(),
-                            },
-                        );
-                    }
+                    Fate::After(d) => [Some(d), None],
+                    Fate::Twice(a, b) => [Some(a), Some(b)],
+                };
+                for delay in delays.into_iter().flatten() {
+                    self.obs.deliveries += 1;
+                    let payload = Rc::clone(&payload);
+                    let deliver = Event::Deliver {
+                        node,
+                        life,
+                        channel,
+                        payload,
+                    };
+                    self.schedule(self.now + delay, deliver);
                 }
             }
         }

@@ -57,7 +57,7 @@ proptest! {
         let decoded: Vec<String> = inv.keys.iter().map(|k| k.to_string()).collect();
         prop_assert_eq!(&decoded, &keys);
         prop_assert_eq!(inv.strategy, Some(strat));
-        prop_assert_eq!(inv.timestamp, Some(timestamp));
+        prop_assert_eq!(inv.timestamp.map(f64::from), Some(timestamp));
         prop_assert_eq!(inv.source.unwrap().to_string(), source.clone());
         for (k, json) in inv.keys.iter().zip(reference["keys"].as_array().unwrap()) {
             prop_assert!(k.eq_str(json.as_str().unwrap()));
@@ -74,7 +74,7 @@ proptest! {
         let Ok(Message::StrategyUpdate(update)) = decode(&buf, limits()) else { panic!("did not decode") };
         prop_assert_eq!(update.strategy, strat);
         prop_assert_eq!(update.write_rate, Some(rate));
-        prop_assert_eq!(update.timestamp, Some(timestamp));
+        prop_assert_eq!(update.timestamp.map(f64::from), Some(timestamp));
         prop_assert!(update.source.unwrap().eq_str(&source));
         prop_assert_eq!(update.term, term);
     }
@@ -87,6 +87,43 @@ proptest! {
         let Ok(Message::Invalidate(inv)) = decode(text.as_bytes(), limits()) else { panic!("{text}") };
         let decoded: Vec<String> = inv.keys.iter().map(|k| k.to_string()).collect();
         prop_assert_eq!(decoded, keys);
+    }
+
+    #[test]
+    fn spelling_and_order_do_not_matter(
+        order in Just((0..6).collect::<Vec<usize>>()).prop_shuffle(),
+        spacing in prop::collection::vec(0usize..4, 8),
+        decoys in prop::collection::vec((0usize..8, any::<i64>()), 0..4),
+        term in 1..=aci_core::wire::MAX_TERM,
+    ) {
+        // The decoder reads `"name": ` written as json.dumps writes it in one
+        // step and anything else by the general path: every spelling, order
+        // and unknown look-alike field must read the same.
+        let colons = ["\": ", "\":", "\" : ", "\"\t:\n"];
+        let fields = [
+            ("action", "\"strategy_update\"".to_owned()),
+            ("strategy", "\"batched\"".to_owned()),
+            ("write_rate", "12.5".to_owned()),
+            ("timestamp", "1795689266.4763556".to_owned()),
+            ("source", "\"node-1\"".to_owned()),
+            ("term", term.to_string()),
+        ];
+        let look_alikes = ["act", "actions", "keys2", "src", "t", "timestamps", "term_", "write"];
+        let mut parts: Vec<String> = order
+            .iter()
+            .enumerate()
+            .map(|(i, &f)| format!("\"{}{}{}", fields[f].0, colons[spacing[i]], fields[f].1))
+            .collect();
+        for (i, (name, value)) in decoys.iter().enumerate() {
+            parts.insert(i % (parts.len() + 1), format!("\"{}{}{value}", look_alikes[*name], colons[spacing[6 + i % 2]]));
+        }
+        let text = format!("{{{}}}", parts.join(", "));
+        let Ok(Message::StrategyUpdate(update)) = decode(text.as_bytes(), limits()) else { panic!("{text}") };
+        prop_assert_eq!(update.strategy, Strategy::Batched);
+        prop_assert_eq!(update.write_rate, Some(12.5));
+        prop_assert_eq!(update.timestamp.map(|t| t.as_str()), Some("1795689266.4763556"));
+        prop_assert!(update.source.is_some_and(|s| s.eq_str("node-1")));
+        prop_assert_eq!(update.term, Some(term));
     }
 
     #[test]
@@ -120,6 +157,13 @@ fn agreement_with_serde_json_on_acceptance() {
         r#"{"action": "invalidate", "keys": ["\ud800"]}"#,
         r#"{"action": "strategy_update", "strategy": "eager", "write_rate": "fast"}"#,
         r#"{"action": "strategy_update", "strategy": "eager", "write_rate": 01}"#,
+        r#"{"action": "strategy_update", "strategy": "eager", "term": 1.0}"#,
+        r#"{"action": "strategy_update", "strategy": "eager", "term": 0}"#,
+        r#"{"action": "strategy_update", "strategy": "eager", "term": -3}"#,
+        r#"{"action": "strategy_update", "strategy": "eager", "term": 1e3}"#,
+        r#"{"action": "strategy_update", "strategy": "eager", "term": 99999999999999999999999}"#,
+        r#"{"action": "strategy_update", "strategy": "eager", "term": 9007199254740992}"#,
+        r#"{"action": "strategy_update", "strategy": "eager", "timestamp": 1.}"#,
     ] {
         assert!(
             decode(text.as_bytes(), Limits::default()).is_err(),

@@ -53,7 +53,7 @@ fn every_vector_decodes_and_reencodes_byte_for_byte() {
                     &mut out,
                     keys.iter().map(String::as_str),
                     inv.strategy.unwrap(),
-                    inv.timestamp.unwrap(),
+                    inv.timestamp.unwrap().value(),
                     &source,
                 )
                 .unwrap();
@@ -65,7 +65,7 @@ fn every_vector_decodes_and_reencodes_byte_for_byte() {
                     &mut out,
                     update.strategy,
                     update.write_rate.unwrap(),
-                    update.timestamp.unwrap(),
+                    update.timestamp.unwrap().value(),
                     &source,
                     update.term,
                 )

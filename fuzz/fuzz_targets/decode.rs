@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
             let keys: Vec<String> = inv.keys.iter().map(|k| k.to_string()).collect();
             let source = inv.source.map(|s| s.to_string()).unwrap_or_default();
             let strategy = inv.strategy.unwrap_or_default();
-            let ts = inv.timestamp.unwrap_or(0.0);
+            let ts = inv.timestamp.map_or(0.0, f64::from);
             encode_invalidation(&mut out, keys.iter().map(String::as_str), strategy, ts, &source).unwrap();
             let Ok(Message::Invalidate(again)) = decode(&out, Limits { max_bytes: usize::MAX, max_keys: 1024 }) else {
                 panic!("re-encoded invalidation did not decode: {}", String::from_utf8_lossy(&out));
@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         Message::StrategyUpdate(update) => {
             let source = update.source.map(|s| s.to_string()).unwrap_or_default();
             let rate = update.write_rate.unwrap_or(0.0);
-            encode_strategy_update(&mut out, update.strategy, rate, update.timestamp.unwrap_or(0.0), &source, update.term).unwrap();
+            encode_strategy_update(&mut out, update.strategy, rate, update.timestamp.map_or(0.0, f64::from), &source, update.term).unwrap();
             let Ok(Message::StrategyUpdate(again)) = decode(&out, limits) else {
                 panic!("re-encoded decision did not decode");
             };
@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         Message::RateReport(report) => {
             assert!(report.write_rate.is_finite() && report.write_rate >= 0.0);
             let source = report.source.to_string();
-            aci_core::wire::encode_rate_report(&mut out, report.write_rate, report.timestamp.unwrap_or(0.0), &source).unwrap();
+            aci_core::wire::encode_rate_report(&mut out, report.write_rate, report.timestamp.map_or(0.0, f64::from), &source).unwrap();
             let Ok(Message::RateReport(again)) = decode(&out, limits) else {
                 panic!("re-encoded report did not decode");
             };

@@ -17,6 +17,7 @@ mod decode;
 mod encode;
 mod error;
 mod escape;
+mod number;
 mod scan;
 mod sink;
 
@@ -31,4 +32,5 @@ pub use encode::{
 pub use error::DecodeError;
 pub(crate) use escape::MAX_ESCAPE_PER_BYTE;
 pub use escape::{escaped_len, write_escaped, JsonStr, Unescape};
+pub use number::Number;
 pub use sink::{Overflow, Sink};

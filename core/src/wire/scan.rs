@@ -79,6 +79,23 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Consumes `text` if the input continues with it exactly (no blanks skipped).
+    pub(crate) fn eat_literal(&mut self, text: &[u8]) -> bool {
+        let found = self
+            .bytes()
+            .get(self.pos..)
+            .is_some_and(|rest| rest.starts_with(text));
+        if found {
+            self.pos += text.len();
+        }
+        found
+    }
+
+    /// The byte `ahead` positions past the next unread one (no blanks skipped).
+    pub(crate) fn byte_at(&self, ahead: usize) -> Option<u8> {
+        self.bytes().get(self.pos + ahead).copied()
+    }
+
     /// Consumes `byte` if it is next.
     pub(crate) fn eat(&mut self, byte: u8) -> bool {
         let found = self.peek() == Some(byte);
@@ -118,22 +135,19 @@ impl<'a> Scanner<'a> {
         Ok(JsonStr::new(raw, escaped))
     }
 
-    /// Reads a number; also Python's `NaN`, `Infinity` and `-Infinity`.
-    pub(crate) fn number(&mut self) -> Result<f64, DecodeError> {
+    /// Reads a number's text, checking its syntax; also Python's `NaN`,
+    /// `Infinity` and `-Infinity`.
+    pub(crate) fn number_text(&mut self) -> Result<&'a str, DecodeError> {
         self.skip_ws();
-        if let Some(b'N' | b'I' | b'-') = self.bytes().get(self.pos) {
-            for (word, value) in [
-                ("NaN", f64::NAN),
-                ("Infinity", f64::INFINITY),
-                ("-Infinity", f64::NEG_INFINITY),
-            ] {
-                if self.src[self.pos..].starts_with(word) {
+        let start = self.pos;
+        if let Some(b'N' | b'I' | b'-') = self.bytes().get(start) {
+            for word in ["NaN", "Infinity", "-Infinity"] {
+                if self.src[start..].starts_with(word) {
                     self.pos += word.len();
-                    return Ok(value);
+                    return Ok(word);
                 }
             }
         }
-        let start = self.pos;
         let b = self.bytes();
         let digits = |mut p: usize| {
             let from = p;
@@ -170,9 +184,10 @@ impl<'a> Scanner<'a> {
             p = after_exp;
         }
         self.pos = p;
-        self.src[start..p]
-            .parse()
-            .map_err(|_| DecodeError::Syntax { at: start })
+        // Both ends sit on ASCII bytes.
+        self.src
+            .get(start..p)
+            .ok_or(DecodeError::Syntax { at: start })
     }
 
     /// Consumes `word` (`true`, `false`, `null`) if it is next.
@@ -225,7 +240,7 @@ impl<'a> Scanner<'a> {
             Some(b't') if self.eat_word("true") => Ok(()),
             Some(b'f') if self.eat_word("false") => Ok(()),
             Some(b'n') if self.eat_word("null") => Ok(()),
-            Some(_) => self.number().map(drop),
+            Some(_) => self.number_text().map(drop),
             None => Err(self.syntax()),
         }
     }

@@ -81,7 +81,15 @@ impl Server {
     /// present and not expired then.
     pub(crate) fn get(&self, key: usize, at: Instant) -> Option<u64> {
         let history = &self.keys[key].history;
-        let written = history.partition_point(|(t, _, _)| *t <= at);
+        // `at` is at most one hop old, so the answer is nearly always among
+        // the newest few versions: look there before a binary search over a
+        // hot key's whole history (tens of thousands of versions in an hour,
+        // a cache miss per probe).
+        let recent = history.len().saturating_sub(8);
+        let written = match history[recent..].iter().rposition(|(t, _, _)| *t <= at) {
+            Some(i) => recent + i + 1,
+            None => history[..recent].partition_point(|(t, _, _)| *t <= at),
+        };
         let (committed, _, _) = history.get(written.checked_sub(1)?)?;
         (at < *committed + self.ttl).then_some(written as u64)
     }

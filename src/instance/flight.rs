@@ -34,7 +34,9 @@ impl Flight {
 /// The reads in flight, by stored key.
 #[derive(Default)]
 pub(crate) struct Flights {
-    by_key: Mutex<HashMap<String, Arc<Flight>>>,
+    /// Hashed as the near cache hashes its keys (quick_cache's seeded
+    /// hasher, foldhash today): SipHash cost more than the map's lookup.
+    by_key: Mutex<HashMap<String, Arc<Flight>, quick_cache::DefaultHashBuilder>>,
 }
 
 /// Whether this caller leads the read or waits for another's.

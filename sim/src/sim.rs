@@ -228,7 +228,8 @@ impl Sim {
         })
     }
 
-    /// Runs to the end; `progress` is told the fraction done now and then.
+    /// Runs to the end; `progress` is told the fraction done now and then,
+    /// and 1.0 once the run is complete.
     pub fn run(mut self, mut progress: impl FnMut(f64)) -> Result<Observations, SimError> {
         self.start();
         let end = Instant::ZERO + self.config.duration;
@@ -256,6 +257,7 @@ impl Sim {
         }
         self.now = end;
         self.finish();
+        progress(1.0);
         Ok(self.obs)
     }
 

@@ -155,6 +155,37 @@ fn the_same_seed_gives_the_same_run() {
 }
 
 #[test]
+fn compare_runs_side_by_side_as_each_would_alone() {
+    // compare runs its four policies on parallel threads: each must come out
+    // exactly as the same run alone, in the policies' order, and the progress
+    // it reports must reach the end.
+    let c = scenario::config(Scenario::Lossy, 9, 4, Duration::from_secs(60));
+    let last = std::sync::Mutex::new(0.0f64);
+    let runs = scenario::compare(&c, |_, f| *last.lock().unwrap() = f).unwrap();
+    assert!((*last.lock().unwrap() - 1.0).abs() < 0.05);
+    let order: Vec<Policy> = runs.iter().map(|(p, _)| *p).collect();
+    assert_eq!(
+        order,
+        [
+            Policy::Fixed(aci_core::Strategy::Ttl),
+            Policy::Fixed(aci_core::Strategy::Batched),
+            Policy::Fixed(aci_core::Strategy::Eager),
+            Policy::Adaptive
+        ]
+    );
+    for (policy, obs) in runs {
+        let alone = aci_sim::Sim::new(aci_sim::SimConfig {
+            policy,
+            ..c.clone()
+        })
+        .unwrap()
+        .run(|_| {})
+        .unwrap();
+        assert_eq!(obs.trace_hash, alone.trace_hash, "{policy}");
+    }
+}
+
+#[test]
 fn adaptivity_is_between_the_fixed_strategies() {
     // The table the README shows: adaptive sends fewer messages than
     // always-eager (the quiet minutes between bursts cost nothing) and serves

@@ -273,8 +273,8 @@ impl Field {
 }
 
 /// A known field's name and colon, when written as `json.dumps` writes them
-/// (`"name": `), read as one literal: scanning each name as a string cost a
-/// third of a decode. Any other spelling (blanks, escapes, unknown names)
+/// (`"name": `), read as one literal: scanning each name as a string, then
+/// comparing it, cost about a fifth of a decode. Any other spelling (blanks, escapes, unknown names)
 /// is left for the general path, which reads the same field.
 fn known_field(s: &mut Scanner<'_>) -> Option<Field> {
     s.skip_ws();

@@ -274,8 +274,9 @@ impl Field {
 
 /// A known field's name and colon, when written as `json.dumps` writes them
 /// (`"name": `), read as one literal: scanning each name as a string, then
-/// comparing it, cost about a fifth of a decode. Any other spelling (blanks, escapes, unknown names)
-/// is left for the general path, which reads the same field.
+/// comparing it, cost about a fifth of a decode. Any other spelling (blanks,
+/// escapes, unknown names) is left for the general path, which reads the
+/// same field.
 fn known_field(s: &mut Scanner<'_>) -> Option<Field> {
     s.skip_ws();
     let (literal, field): (&[u8], Field) = match (s.byte_at(1)?, s.byte_at(2)?) {

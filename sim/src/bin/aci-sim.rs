@@ -228,13 +228,10 @@ impl Progress {
         }
     }
 
-    fn update(&mut self, message: Option<&str>, fraction: f64) {
+    fn update(&mut self, fraction: f64) {
         if !self.shown && self.started.elapsed().as_secs_f64() > 1.0 {
             self.bar.set_draw_target(ProgressDrawTarget::stderr());
             self.shown = true;
-        }
-        if let Some(m) = message {
-            self.bar.set_message(m.to_owned());
         }
         self.bar.set_position((fraction * 1000.0) as u64);
     }
@@ -267,8 +264,7 @@ fn main() -> ExitCode {
             };
             let started = Instant::now();
             let mut progress = Progress::new(common.scenario.name());
-            let result =
-                Sim::new(config.clone()).and_then(|sim| sim.run(|f| progress.update(None, f)));
+            let result = Sim::new(config.clone()).and_then(|sim| sim.run(|f| progress.update(f)));
             progress.finish();
             let obs = match result {
                 Ok(obs) => obs,
@@ -314,7 +310,8 @@ fn main() -> ExitCode {
                 }
             };
             let mut progress = Progress::new(common.scenario.name());
-            let runs = scenario::compare(&config, |name, f| progress.update(Some(name), f));
+            // The four runs advance together: one bar for all of them.
+            let runs = scenario::compare(&config, |_, f| progress.update(f));
             progress.finish();
             match runs {
                 Ok(runs) => {

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use aci_transports::TransportError;
 use bytes::Bytes;
+use compact_str::CompactString;
 use event_listener::{Event, EventListener};
 
 /// What a shared read ended with.
@@ -34,9 +35,10 @@ impl Flight {
 /// The reads in flight, by stored key.
 #[derive(Default)]
 pub(crate) struct Flights {
-    /// Hashed as the near cache hashes its keys (quick_cache's seeded
+    /// Keys held inline up to 24 bytes (no allocation per miss for most
+    /// keys), hashed as the near cache hashes its keys (quick_cache's seeded
     /// hasher, foldhash today): SipHash cost more than the map's lookup.
-    by_key: Mutex<HashMap<String, Arc<Flight>, quick_cache::DefaultHashBuilder>>,
+    by_key: Mutex<HashMap<CompactString, Arc<Flight>, quick_cache::DefaultHashBuilder>>,
 }
 
 /// Whether this caller leads the read or waits for another's.
@@ -55,7 +57,7 @@ impl Flights {
             return Role::Follow(Arc::clone(flight));
         }
         let flight = Arc::new(Flight::default());
-        by_key.insert(key.to_owned(), Arc::clone(&flight));
+        by_key.insert(CompactString::from(key), Arc::clone(&flight));
         Role::Lead(flight)
     }
 

@@ -182,6 +182,16 @@ impl Sim {
             message,
             seed: config.seed,
         };
+        // Refuse at once a run that could only end at the event limit, after
+        // minutes or hours (a mistyped rate, say), rather than at it.
+        let events = expected_events(&config);
+        if events > config.max_events as f64 {
+            return Err(fail(format!(
+                "this run would take about {events:.1e} events, over the limit of {}: \
+                 lower the rates, the fleet or the duration",
+                config.max_events
+            )));
+        }
         let probe = settings(&config, 0, &mut rng).map_err(|e| fail(e.to_string()))?;
         let channels = [
             probe.core().invalidation_channel().to_owned(),
@@ -998,6 +1008,17 @@ impl Sim {
             .collect();
         self.obs.trace_hash = self.trace.0;
     }
+}
+
+/// Events a run is expected to take: per write its arrival, the command and
+/// its reply and a delivery to every subscriber (twice when duplicated); per
+/// read its arrival and, on a miss, the reply. Timers and samples are few.
+fn expected_events(config: &SimConfig) -> f64 {
+    let seconds = config.duration.as_secs_f64();
+    let fan_out = config.instances as f64 * (1.0 + config.faults.duplication);
+    let writes = config.workload.writes.expected(seconds) * (4.0 + fan_out);
+    let reads = config.workload.reads.expected(seconds) * 2.0;
+    writes + reads
 }
 
 fn settings(

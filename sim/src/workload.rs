@@ -50,6 +50,16 @@ pub enum Shape {
 }
 
 impl Shape {
+    /// Operations expected over the first `duration` seconds (the rate
+    /// integrated, sampled a thousand times: an estimate).
+    pub fn expected(&self, duration: f64) -> f64 {
+        const SAMPLES: u32 = 1000;
+        let step = duration / f64::from(SAMPLES);
+        (0..SAMPLES)
+            .map(|i| self.rate((f64::from(i) + 0.5) * step) * step)
+            .sum()
+    }
+
     /// The rate at `t` seconds (never negative).
     pub fn rate(&self, t: f64) -> f64 {
         let r = match *self {

@@ -276,3 +276,12 @@ fn rate_reports_do_not_grow_with_the_write_rate() {
         "reports: {slow} at 20 writes/s, {fast} at 2,000"
     );
 }
+
+#[test]
+fn a_run_past_the_event_limit_is_refused_before_it_starts() {
+    let mut c = scenario::config(Scenario::SteadyLow, 3, 5, Duration::from_secs(3600));
+    c.workload.writes = aci_sim::workload::Shape::Constant(1e12);
+    // `Sim::new` refuses it: no event is ever simulated.
+    let error = aci_sim::Sim::new(c).err().expect("refused");
+    assert!(error.message.contains("over the limit"), "{error}");
+}

@@ -52,4 +52,4 @@ pub mod workload;
 
 pub use config::{CacheParams, Policy, SimConfig};
 pub use observe::Observations;
-pub use sim::{Sim, SimError};
+pub use sim::{Sim, SimError, MAX_INSTANCES};

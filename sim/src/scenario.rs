@@ -190,7 +190,7 @@ pub fn compare(
             let outcome = slot.into_inner().unwrap_or_else(PoisonError::into_inner);
             let missing = || SimError {
                 message: format!("the {policy} run did not take place"),
-                seed: config.seed,
+                seed: Some(config.seed),
             };
             Ok((policy, outcome.ok_or_else(missing)??))
         })

@@ -25,18 +25,26 @@ use crate::server::Server;
 use crate::slab::Slab;
 use crate::workload::Writers;
 
-/// A failed run: the invariant or limit broken, and how to replay it.
+/// The largest fleet [`Sim::new`] accepts: ~1.1 GB of instances.
+pub const MAX_INSTANCES: usize = 10_000;
+
+/// A failed run — the invariant or limit broken, and how to replay it — or
+/// a configuration refused before running.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimError {
     /// What went wrong.
     pub message: String,
-    /// The seed, for `SIM_SEED=…`.
-    pub seed: u64,
+    /// The seed that replays the failure (`SIM_SEED=…`); `None` when the
+    /// configuration was refused and nothing ran.
+    pub seed: Option<u64>,
 }
 
 impl std::fmt::Display for SimError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (replay with SIM_SEED={})", self.message, self.seed)
+        match self.seed {
+            Some(seed) => write!(f, "{} (replay with SIM_SEED={seed})", self.message),
+            None => f.write_str(&self.message),
+        }
     }
 }
 
@@ -180,8 +188,15 @@ impl Sim {
         let mut rng = SimRng::new(config.seed);
         let fail = |message: String| SimError {
             message,
-            seed: config.seed,
+            seed: None,
         };
+        if config.instances > MAX_INSTANCES {
+            return Err(fail(format!(
+                "{} instances: at most {MAX_INSTANCES} are simulated (each holds a \
+                 whole engine, ~110 KB)",
+                config.instances
+            )));
+        }
         // Refuse at once a run that could only end at the event limit, after
         // minutes or hours (a mistyped rate, say), rather than at it.
         let events = expected_events(&config);
@@ -274,7 +289,7 @@ impl Sim {
     fn error(&self, message: String) -> SimError {
         SimError {
             message,
-            seed: self.config.seed,
+            seed: Some(self.config.seed),
         }
     }
 

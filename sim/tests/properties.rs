@@ -282,6 +282,11 @@ fn a_run_past_the_event_limit_is_refused_before_it_starts() {
     let mut c = scenario::config(Scenario::SteadyLow, 3, 5, Duration::from_secs(3600));
     c.workload.writes = aci_sim::workload::Shape::Constant(1e12);
     // `Sim::new` refuses it: no event is ever simulated.
-    let error = aci_sim::Sim::new(c).err().expect("refused");
+    let error = aci_sim::Sim::new(c.clone()).err().expect("refused");
     assert!(error.message.contains("over the limit"), "{error}");
+    // So is a fleet too large to hold in memory.
+    c.workload.writes = aci_sim::workload::Shape::Constant(5.0);
+    c.instances = aci_sim::MAX_INSTANCES + 1;
+    let error = aci_sim::Sim::new(c).err().expect("refused");
+    assert!(error.message.contains("at most"), "{error}");
 }

@@ -157,48 +157,59 @@ pub fn compare(
     let next = AtomicUsize::new(0);
     // Each run's fraction done, and the caller's callback.
     let shared = Mutex::new(([0.0; 4], progress));
-    let results: [Mutex<Option<Result<Observations, SimError>>>; 4] = Default::default();
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&policy) = policies.get(i) else {
-                    break;
-                };
-                let name = policy.to_string();
-                let run = SimConfig {
-                    policy,
-                    ..config.clone()
-                };
-                let outcome = Sim::new(run).and_then(|sim| {
-                    sim.run(|fraction| {
-                        let mut guard = lock(&shared);
-                        let (done, report) = &mut *guard;
-                        done[i] = fraction;
-                        report(&name, done.iter().sum::<f64>() / 4.0);
-                    })
-                });
-                *lock(&results[i]) = Some(outcome);
-            });
-        }
+    let mut finished = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| scope.spawn(|| run_policies(config, &policies, &next, &shared)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect::<Vec<_>>()
     });
+    finished.sort_by_key(|(i, _)| *i);
     policies
         .into_iter()
-        .zip(results)
-        .map(|(policy, slot)| {
-            // Every index below four is taken by a worker, which fills its slot.
-            let outcome = slot.into_inner().unwrap_or_else(PoisonError::into_inner);
-            let missing = || SimError {
-                message: format!("the {policy} run did not take place"),
-                seed: Some(config.seed),
-            };
-            Ok((policy, outcome.ok_or_else(missing)??))
-        })
+        .zip(finished)
+        .map(|(policy, (_, outcome))| outcome.map(|obs| (policy, obs)))
         .collect()
 }
 
+/// One worker of [`compare`]: runs the next policy nobody has taken until
+/// none is left; each outcome comes with the policy's index.
+fn run_policies<F: FnMut(&str, f64)>(
+    config: &SimConfig,
+    policies: &[Policy; 4],
+    next: &AtomicUsize,
+    shared: &Mutex<([f64; 4], F)>,
+) -> Vec<(usize, Result<Observations, SimError>)> {
+    let mut done = Vec::new();
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(&policy) = policies.get(i) else {
+            return done;
+        };
+        let name = policy.to_string();
+        let run = SimConfig {
+            policy,
+            ..config.clone()
+        };
+        let outcome = Sim::new(run).and_then(|sim| {
+            sim.run(|fraction| {
+                let mut guard = lock(shared);
+                let (fractions, report) = &mut *guard;
+                fractions[i] = fraction;
+                report(&name, fractions.iter().sum::<f64>() / 4.0);
+            })
+        });
+        done.push((i, outcome));
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A run that panicked has already failed the whole compare (the scope
-    // re-raises its panic); the data behind the lock is plain numbers.
+    // A run that panicked fails the whole compare (its panic is re-raised
+    // when its thread is joined); the data behind the lock is plain numbers.
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }

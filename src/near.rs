@@ -112,6 +112,14 @@ impl NearCache {
         }
     }
 
+    /// Whether nothing condemned reads begun with `token` yet: no
+    /// invalidation or local write of a key of its stripe, no drop of the
+    /// whole cache.
+    pub(crate) fn is_current(&self, token: &FillToken) -> bool {
+        *lock(&self.generations[token.stripe]) == token.generation
+            && self.epoch.load(Ordering::SeqCst) == token.epoch
+    }
+
     /// Caches the value a read returned, unless the key was invalidated or
     /// written, or the cache dropped or disabled, since the read began.
     /// Whether it was cached.

@@ -36,6 +36,9 @@ pub struct Stats {
     pub leases_won: u64,
     /// Times it lost the lease it held and stepped down.
     pub leases_lost: u64,
+    /// Times it asked Redis who holds the lease to verify a term heard on
+    /// the channel (at most once per `controller_interval`).
+    pub verifications: u64,
     /// The latest switches, oldest first (the original's `strategy_switches`).
     pub strategy_switches: Vec<SwitchRecord>,
     /// Every switch ever made.

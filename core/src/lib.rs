@@ -61,3 +61,4 @@ pub use rate::RateTracker;
 pub use stats::{RejectReason, Stats, SwitchCause, SwitchRecord};
 pub use strategy::{Role, Strategy, UnknownRole, UnknownStrategy};
 pub use time::{Duration, Instant};
+pub use wire::MAX_TERM;

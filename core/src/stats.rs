@@ -44,11 +44,16 @@ pub enum RejectReason {
     /// A decision without a term while an elected controller holds the lease
     /// (see `accept_termless_decisions`).
     NoTerm,
+    /// A decision with a newer term, or from a controller not heard from,
+    /// that the store did not confirm: the store named another holder, or
+    /// none, when asked after the decision arrived (forged, or replaced by a
+    /// later one before the store answered).
+    UnconfirmedTerm,
 }
 
 impl RejectReason {
     /// Number of reasons.
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 15;
     /// Every reason, in counter order.
     pub const ALL: [RejectReason; Self::COUNT] = [
         RejectReason::TooLarge,
@@ -65,6 +70,7 @@ impl RejectReason {
         RejectReason::StaleTerm,
         RejectReason::NotTheController,
         RejectReason::NoTerm,
+        RejectReason::UnconfirmedTerm,
     ];
 
     /// A short snake_case name, for logs and metrics labels.
@@ -84,6 +90,7 @@ impl RejectReason {
             RejectReason::StaleTerm => "stale_term",
             RejectReason::NotTheController => "not_the_controller",
             RejectReason::NoTerm => "no_term",
+            RejectReason::UnconfirmedTerm => "unconfirmed_term",
         }
     }
 }
@@ -198,9 +205,12 @@ pub struct Stats {
     pub term: u64,
     /// Times this instance won the lease.
     pub leases_won: u64,
-    /// Times it lost a lease it held (renewal refused or not confirmed in
-    /// time, or a newer term seen) and stepped down.
+    /// Times it lost a lease it held (the store named another holder or
+    /// none, or did not confirm the lease in time) and stepped down.
     pub leases_lost: u64,
+    /// Lease requests sent early to verify a term heard on the channel (at
+    /// most one per `controller_interval`; see `engine::verify`).
+    pub verifications: u64,
     /// Lease operations that failed (the store unreachable or slow).
     pub lease_failures: u64,
     /// Every switch ever made.

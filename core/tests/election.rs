@@ -5,7 +5,7 @@ mod common;
 
 use aci_core::engine::Timer;
 use aci_core::{
-    Config, Duration, Engine, Instant, LeaseOp, LeaseReply, RejectReason, Role, Strategy,
+    Config, Duration, Engine, Handled, Instant, LeaseOp, LeaseReply, RejectReason, Role, Strategy,
 };
 use common::{drain, Owned};
 
@@ -185,9 +185,29 @@ fn a_candidate_follows_the_holder_and_rejects_everyone_else() {
     assert_eq!(rejected.get(RejectReason::StaleTerm), 1);
     assert_eq!(rejected.get(RejectReason::NoTerm), 1);
 
-    // A newer term is a new election: followed at once.
-    e.handle_message(at, STRATEGY, &decision("batched", "heir", Some(4)))
+    // A newer term may be a new election, or a forgery: the store is asked
+    // (the candidate's own request, sent early), and the decision waits.
+    let handled = e
+        .handle_message(at, STRATEGY, &decision("batched", "heir", Some(4)))
         .unwrap();
+    assert_eq!(handled, Handled::DecisionVerifying);
+    assert_eq!(
+        e.strategy(),
+        Strategy::Eager,
+        "not before the store says so"
+    );
+    assert_eq!(
+        lease_ops(&drain(&mut e)),
+        [LeaseOp::Acquire { min_term: 3 }],
+        "a heard term never raises the floor"
+    );
+    e.handle_lease(
+        at,
+        LeaseReply::Held {
+            term: 4,
+            holder: "heir",
+        },
+    );
     assert_eq!(e.strategy(), Strategy::Batched);
     assert_eq!(e.known_controller(), Some((4, "heir")));
     assert_eq!(
@@ -238,24 +258,62 @@ fn a_silent_controller_is_forgotten() {
     let mut e = elected("me", "boss", 5);
     drain(&mut e);
     // Nothing heard for lease_ttl + interval (7.5 s): the store may have
-    // restarted empty and counted terms from 1 again.
+    // restarted empty and counted terms from 1 again. Such a lower term is
+    // verified like a newer one.
     let later = Instant::from_secs(8);
-    e.handle_message(later, STRATEGY, &decision("eager", "fresh", Some(1)))
+    let handled = e
+        .handle_message(later, STRATEGY, &decision("eager", "fresh", Some(1)))
         .unwrap();
+    assert_eq!(handled, Handled::DecisionVerifying);
+    assert_eq!(
+        lease_ops(&drain(&mut e)),
+        [LeaseOp::Acquire { min_term: 5 }]
+    );
+    e.handle_lease(
+        later,
+        LeaseReply::Held {
+            term: 1,
+            holder: "fresh",
+        },
+    );
     assert_eq!(e.strategy(), Strategy::Eager);
     assert_eq!(e.known_controller(), Some((1, "fresh")));
 }
 
 #[test]
-fn a_newer_term_deposes_the_holder() {
+fn a_heard_newer_term_deposes_the_holder_only_when_the_store_confirms_it() {
+    let at = Instant::from_secs(1);
+    // A forgery: the store still names us.
     let mut e = elected("me", "me", 1);
     drain(&mut e);
-    e.handle_message(
-        Instant::from_secs(1),
-        STRATEGY,
-        &decision("eager", "heir", Some(2)),
-    )
-    .unwrap();
+    e.handle_message(at, STRATEGY, &decision("ttl", "heir", Some(2)))
+        .unwrap();
+    assert!(e.is_controller(), "a heard term deposes nobody");
+    assert_eq!(lease_ops(&drain(&mut e)), [LeaseOp::Renew { term: 1 }]);
+    e.handle_lease(
+        at,
+        LeaseReply::Held {
+            term: 1,
+            holder: "me",
+        },
+    );
+    assert!(e.is_controller());
+    assert_eq!(e.stats().leases_lost, 0);
+    assert_eq!(e.stats().rejected.get(RejectReason::UnconfirmedTerm), 1);
+
+    // A real successor (our lease was lost in the store): we step down and follow.
+    let mut e = elected("me", "me", 1);
+    drain(&mut e);
+    e.handle_message(at, STRATEGY, &decision("eager", "heir", Some(2)))
+        .unwrap();
+    drain(&mut e);
+    e.handle_lease(
+        at,
+        LeaseReply::Held {
+            term: 2,
+            holder: "heir",
+        },
+    );
     assert!(!e.is_controller());
     assert_eq!(e.strategy(), Strategy::Eager);
     assert_eq!(e.stats().leases_lost, 1);

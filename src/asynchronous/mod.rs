@@ -140,13 +140,25 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
     /// The value of `key`, from the near cache or from Redis.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let instance = &self.shared.instance;
-        let result = match instance.lookup(key, self.shared.clock.now()) {
-            Lookup::Hit(value) => return Ok(Some(value)),
-            Lookup::Fill(fill) => {
-                let read = self.shared.transport.get(fill.stored_key()).await;
-                instance.finish_fill(fill, read, self.shared.clock.now())
+        let deadline = tokio::time::Instant::now() + instance.settings().timeout;
+        let result = loop {
+            match instance.lookup(key, self.shared.clock.now()) {
+                Lookup::Hit(value) => return Ok(Some(value)),
+                Lookup::Fill(fill) => {
+                    // Cancelled here, the dropped `fill` hands the read to a follower.
+                    let read = self.shared.transport.get(fill.stored_key()).await;
+                    break instance.finish_fill(fill, read, self.shared.clock.now());
+                }
+                Lookup::Wait(wait) => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    match wait.wait_async(left).await {
+                        Some(result) => break result,
+                        // The leader was cancelled: look again (and perhaps lead).
+                        None if !left.is_zero() => continue,
+                        None => break Err(crate::Error::ReadWaitTimeout),
+                    }
+                }
             }
-            Lookup::Wait(wait) => wait.wait_async(instance.settings().timeout).await,
         };
         instance.settle_read(key, result)
     }

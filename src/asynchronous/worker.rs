@@ -92,6 +92,7 @@ async fn publish<T: AsyncTransport>(shared: &Shared<T>, mut outbound: Outbound) 
                     .await
             }
             LeaseOp::Renew { term } => t.lease_renew(&call.key, &call.holder, term, call.ttl).await,
+            LeaseOp::Query => t.lease_query(&call.key).await,
             LeaseOp::Release { term } => {
                 if let Err(e) = t.lease_release(&call.key, &call.holder, term).await {
                     tracing::debug!(error = %e, "could not release the lease; it will expire");

@@ -154,13 +154,24 @@ impl<T: Transport> AdaptiveCache<T> {
     /// The value of `key`, from the near cache or from Redis.
     pub fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let instance = &self.shared.instance;
-        let result = match instance.lookup(key, self.shared.clock.now()) {
-            Lookup::Hit(value) => return Ok(Some(value)),
-            Lookup::Fill(fill) => {
-                let read = self.shared.transport.get(fill.stored_key());
-                instance.finish_fill(fill, read, self.shared.clock.now())
+        let deadline = Instant::now() + instance.settings().timeout;
+        let result = loop {
+            match instance.lookup(key, self.shared.clock.now()) {
+                Lookup::Hit(value) => return Ok(Some(value)),
+                Lookup::Fill(fill) => {
+                    let read = self.shared.transport.get(fill.stored_key());
+                    break instance.finish_fill(fill, read, self.shared.clock.now());
+                }
+                Lookup::Wait(wait) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match wait.wait_blocking(left) {
+                        Some(result) => break result,
+                        // The leader gave up: look again (and perhaps lead).
+                        None if !left.is_zero() => continue,
+                        None => break Err(Error::ReadWaitTimeout),
+                    }
+                }
             }
-            Lookup::Wait(wait) => wait.wait_blocking(instance.settings().timeout),
         };
         instance.settle_read(key, result)
     }

@@ -99,6 +99,7 @@ fn publish<T: Transport>(shared: &Shared<T>, mut outbound: Outbound) {
                 t.lease_acquire(&call.key, &call.holder, call.ttl, min_term)
             }
             LeaseOp::Renew { term } => t.lease_renew(&call.key, &call.holder, term, call.ttl),
+            LeaseOp::Query => t.lease_query(&call.key),
             LeaseOp::Release { term } => {
                 if let Err(e) = t.lease_release(&call.key, &call.holder, term) {
                     tracing::debug!(error = %e, "could not release the lease; it will expire");

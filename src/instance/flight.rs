@@ -1,4 +1,18 @@
 //! Single-flight: concurrent misses on one key share one Redis read.
+//!
+//! Two rules keep sharing from serving what an invalidation retired:
+//!
+//! - **A reader joins only a read that began after everything it has seen.**
+//!   Each flight carries the fill token of its start (the key's generation
+//!   and the near cache's epoch). A reader that finds the key's generation
+//!   moved since — an invalidation, a local write or delete, a dropped near
+//!   cache — does not join: it leads a new read, which replaces the old
+//!   flight for later readers. (Sharing a stripe with an invalidated key
+//!   costs at worst a second read, never a stale value.)
+//! - **A leader that gives up does not fail its followers.** A read dropped
+//!   unfinished (its task cancelled, its caller gone) settles as
+//!   [`Settled::Abandoned`]; each follower then looks the key up again and
+//!   one of them leads the next read.
 
 use std::collections::HashMap;
 use std::sync::atomic::{fence, Ordering};
@@ -9,24 +23,36 @@ use bytes::Bytes;
 use compact_str::CompactString;
 use event_listener::{Event, EventListener};
 
+use crate::near::FillToken;
+
 /// What a shared read ended with.
 pub(crate) type Outcome = Result<Option<Bytes>, Arc<TransportError>>;
 
+/// How a flight ended.
+#[derive(Clone, Debug)]
+pub(crate) enum Settled {
+    /// The leader's read returned.
+    Read(Outcome),
+    /// The leader dropped its read unfinished: look up again.
+    Abandoned,
+}
+
 /// One read in flight.
-#[derive(Default)]
 pub(crate) struct Flight {
-    outcome: OnceLock<Outcome>,
+    settled: OnceLock<Settled>,
     done: Event,
+    /// The near cache's state when the read began.
+    pub(crate) token: FillToken,
 }
 
 impl Flight {
-    /// The outcome, if the read has finished.
-    pub(crate) fn outcome(&self) -> Option<Outcome> {
-        self.outcome.get().cloned()
+    /// How the read ended, if it has.
+    pub(crate) fn settled(&self) -> Option<Settled> {
+        self.settled.get().cloned()
     }
 
     /// A listener notified when the read finishes. Register it, then check
-    /// [`Flight::outcome`] again, so a finish in between is not missed.
+    /// [`Flight::settled`] again, so a finish in between is not missed.
     pub(crate) fn listen(&self) -> EventListener {
         self.done.listen()
     }
@@ -50,24 +76,43 @@ pub(crate) enum Role {
 }
 
 impl Flights {
-    /// Joins the read of `key`, leading it if none is in flight.
-    pub(crate) fn join(&self, key: &str) -> Role {
+    /// Joins the read of `key` if one is in flight that began after
+    /// everything this reader has seen (`current` says whether a flight's
+    /// token is still current); otherwise leads a new one, whose token
+    /// `begin` takes.
+    pub(crate) fn join(
+        &self,
+        key: &str,
+        begin: impl FnOnce() -> FillToken,
+        current: impl FnOnce(&FillToken) -> bool,
+    ) -> Role {
         let mut by_key = self.by_key.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(flight) = by_key.get(key) {
-            return Role::Follow(Arc::clone(flight));
+            if current(&flight.token) {
+                return Role::Follow(Arc::clone(flight));
+            }
         }
-        let flight = Arc::new(Flight::default());
+        let flight = Arc::new(Flight {
+            settled: OnceLock::new(),
+            done: Event::new(),
+            token: begin(),
+        });
+        // Replaces a flight that began before an invalidation: its own
+        // followers still get its answer; later readers get this one.
         by_key.insert(CompactString::from(key), Arc::clone(&flight));
         Role::Lead(flight)
     }
 
-    /// Publishes the leader's outcome to the followers and retires the flight.
-    pub(crate) fn finish(&self, key: &str, flight: &Flight, outcome: Outcome) {
-        let _ = flight.outcome.set(outcome);
-        self.by_key
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(key);
+    /// Publishes how the leader's read ended to the followers and retires
+    /// the flight (unless a newer flight of the key replaced it).
+    pub(crate) fn finish(&self, key: &str, flight: &Arc<Flight>, settled: Settled) {
+        let _ = flight.settled.set(settled);
+        {
+            let mut by_key = self.by_key.lock().unwrap_or_else(PoisonError::into_inner);
+            if by_key.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
+                by_key.remove(key);
+            }
+        }
         // Wake the followers, if any listens: notifying an `Event` nobody
         // ever listened to allocates its listener list, on every read miss.
         // A follower registers, then looks at the outcome again (both behind
@@ -91,32 +136,38 @@ impl Flights {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::near::NearCache;
     use event_listener::Listener as _;
     use std::time::{Duration, Instant};
 
     /// The follower's side of `Wait`: look, listen, look again, wait.
-    fn follow(flight: &Flight) -> Option<Outcome> {
+    fn follow(flight: &Flight) -> Option<Settled> {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            if let Some(outcome) = flight.outcome() {
-                return Some(outcome);
+            if let Some(settled) = flight.settled() {
+                return Some(settled);
             }
             let listener = flight.listen();
-            if let Some(outcome) = flight.outcome() {
-                return Some(outcome);
+            if let Some(settled) = flight.settled() {
+                return Some(settled);
             }
             listener.wait_deadline(deadline)?;
         }
     }
 
+    fn join(flights: &Flights, near: &NearCache, key: &str) -> Role {
+        flights.join(key, || near.begin_fill(key), |t| near.is_current(t))
+    }
+
     #[test]
     fn a_finish_racing_a_follower_never_strands_it() {
         let flights = Arc::new(Flights::default());
+        let near = NearCache::new(10, 1 << 20, aci_core::Duration::from_secs(1));
         for round in 0..2_000 {
-            let Role::Lead(lead) = flights.join("k") else {
+            let Role::Lead(lead) = join(&flights, &near, "k") else {
                 panic!("round {round}: the previous flight was not retired");
             };
-            let Role::Follow(flight) = flights.join("k") else {
+            let Role::Follow(flight) = join(&flights, &near, "k") else {
                 panic!("round {round}: a second reader should follow");
             };
             let follower = std::thread::spawn(move || follow(&flight));
@@ -126,12 +177,32 @@ mod tests {
                 1 => std::thread::yield_now(),
                 _ => std::thread::sleep(Duration::from_micros(100)),
             }
-            flights.finish("k", &lead, Ok(None));
+            flights.finish("k", &lead, Settled::Read(Ok(None)));
             let outcome = follower.join().expect("the follower thread");
             assert!(
-                matches!(outcome, Some(Ok(None))),
+                matches!(outcome, Some(Settled::Read(Ok(None)))),
                 "round {round}: the follower missed the finish"
             );
         }
+    }
+
+    #[test]
+    fn a_reader_after_an_invalidation_leads_a_new_read() {
+        let flights = Flights::default();
+        let near = NearCache::new(10, 1 << 20, aci_core::Duration::from_secs(1));
+        let Role::Lead(old) = join(&flights, &near, "k") else {
+            panic!("first reader leads");
+        };
+        near.invalidate("k");
+        let Role::Lead(new) = join(&flights, &near, "k") else {
+            panic!("a reader after the invalidation joined the read before it");
+        };
+        // Later readers join the newer read; the old one's finish leaves it.
+        assert!(matches!(join(&flights, &near, "k"), Role::Follow(f) if Arc::ptr_eq(&f, &new)));
+        flights.finish("k", &old, Settled::Read(Ok(None)));
+        assert_eq!(flights.len(), 1, "the newer flight is still in flight");
+        assert!(matches!(join(&flights, &near, "k"), Role::Follow(f) if Arc::ptr_eq(&f, &new)));
+        flights.finish("k", &new, Settled::Abandoned);
+        assert_eq!(flights.len(), 0);
     }
 }

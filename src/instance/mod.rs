@@ -25,7 +25,7 @@ use crate::near::{FillToken, NearCache};
 use crate::settings::Settings;
 use crate::stats::Stats;
 use counter::Counter;
-use flight::{Flight, Flights, Outcome};
+use flight::{Flight, Flights, Outcome, Settled};
 
 /// A callback told of every strategy switch: `(from, to)`.
 pub type SwitchCallback = Arc<dyn Fn(Strategy, Strategy) + Send + Sync>;
@@ -95,14 +95,14 @@ pub enum Lookup {
     Wait(Wait),
 }
 
-/// A read this caller leads. Dropping it unfinished fails the waiters.
+/// A read this caller leads. Dropped unfinished (a cancelled task, a
+/// caller gone), it tells its followers to look the key up again.
 pub struct Fill {
     /// The Redis key: the prefix, then the user's key (the near cache's key).
     stored: String,
     /// Where the user's key starts in `stored`.
     key_start: usize,
     flight: Arc<Flight>,
-    token: FillToken,
     flights: Option<Arc<Flights>>,
 }
 
@@ -120,8 +120,7 @@ impl Fill {
 impl Drop for Fill {
     fn drop(&mut self) {
         if let Some(flights) = self.flights.take() {
-            let abandoned = TransportError::Backend("the read was abandoned".into());
-            flights.finish(self.key(), &self.flight, Err(Arc::new(abandoned)));
+            flights.finish(self.key(), &self.flight, Settled::Abandoned);
         }
     }
 }
@@ -131,48 +130,51 @@ pub struct Wait {
     flight: Arc<Flight>,
 }
 
+/// `None` when the leader abandoned its read: the caller looks up again.
+fn outcome_of(settled: Settled) -> Option<Result<Option<Bytes>>> {
+    match settled {
+        Settled::Read(outcome) => Some(outcome.map_err(Error::SharedRead)),
+        Settled::Abandoned => None,
+    }
+}
+
 impl Wait {
-    /// Blocks until the leader's read finishes, at most `timeout`.
-    pub fn wait_blocking(self, timeout: Duration) -> Result<Option<Bytes>> {
+    /// Blocks until the leader's read finishes, at most `timeout`. `None`
+    /// when the leader gave its read up (its caller was cancelled or gone):
+    /// look the key up again, and perhaps lead the next read.
+    pub fn wait_blocking(self, timeout: Duration) -> Option<Result<Option<Bytes>>> {
         let deadline = StdInstant::now() + timeout;
         loop {
-            if let Some(outcome) = self.flight.outcome() {
-                return outcome.map_err(Error::SharedRead);
+            if let Some(settled) = self.flight.settled() {
+                return outcome_of(settled);
             }
             let listener = self.flight.listen();
-            if let Some(outcome) = self.flight.outcome() {
-                return outcome.map_err(Error::SharedRead);
+            if let Some(settled) = self.flight.settled() {
+                return outcome_of(settled);
             }
             if listener.wait_deadline(deadline).is_none() {
-                return Err(Error::ReadWaitTimeout);
+                return Some(Err(Error::ReadWaitTimeout));
             }
         }
     }
 }
 
-impl Wait {
-    /// The leader's result if its read has finished, without waiting (for
-    /// drivers that run their own event loop, like the simulator).
-    pub fn try_outcome(&self) -> Option<Result<Option<Bytes>>> {
-        self.flight.outcome().map(|o| o.map_err(Error::SharedRead))
-    }
-}
-
 #[cfg(feature = "tokio")]
 impl Wait {
-    /// Waits, asynchronously, for the leader's read, at most `timeout`.
-    pub async fn wait_async(self, timeout: Duration) -> Result<Option<Bytes>> {
+    /// Waits, asynchronously, for the leader's read, at most `timeout`;
+    /// `None` as for [`Wait::wait_blocking`].
+    pub async fn wait_async(self, timeout: Duration) -> Option<Result<Option<Bytes>>> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if let Some(outcome) = self.flight.outcome() {
-                return outcome.map_err(Error::SharedRead);
+            if let Some(settled) = self.flight.settled() {
+                return outcome_of(settled);
             }
             let listener = self.flight.listen();
-            if let Some(outcome) = self.flight.outcome() {
-                return outcome.map_err(Error::SharedRead);
+            if let Some(settled) = self.flight.settled() {
+                return outcome_of(settled);
             }
             if tokio::time::timeout_at(deadline, listener).await.is_err() {
-                return Err(Error::ReadWaitTimeout);
+                return Some(Err(Error::ReadWaitTimeout));
             }
         }
     }
@@ -263,9 +265,12 @@ impl Instance {
             return Lookup::Hit(value);
         }
         self.counters.misses.increment();
-        match self.flights.join(key) {
+        let near = &self.near;
+        match self
+            .flights
+            .join(key, || near.begin_fill(key), |token| near.is_current(token))
+        {
             flight::Role::Lead(flight) => Lookup::Fill(Fill {
-                token: self.near.begin_fill(key),
                 stored: self.settings.stored_key(key),
                 key_start: self.settings.core.key_prefix().len(),
                 flight,
@@ -286,10 +291,10 @@ impl Instance {
         let outcome: Outcome = read.map_err(Arc::new);
         if let Ok(Some(value)) = &outcome {
             self.near
-                .finish_fill(fill.token, fill.key(), value.clone(), now);
+                .finish_fill(fill.flight.token, fill.key(), value.clone(), now);
         }
         if let Some(flights) = fill.flights.take() {
-            flights.finish(fill.key(), &fill.flight, outcome.clone());
+            flights.finish(fill.key(), &fill.flight, Settled::Read(outcome.clone()));
         }
         outcome.map_err(|e| match Arc::try_unwrap(e) {
             Ok(e) => Error::Transport(e),
@@ -523,6 +528,7 @@ impl Instance {
             term: core.term,
             leases_won: core.leases_won,
             leases_lost: core.leases_lost,
+            verifications: core.verifications,
             strategy_switches: core.switches.iter().copied().collect(),
             total_switches: core.total_switches,
             invalidations_sent: core.invalidations_sent,

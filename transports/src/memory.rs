@@ -252,6 +252,10 @@ impl Transport for MemoryTransport {
         self.lease(key, holder, ttl, LeaseOp::Renew { term })
     }
 
+    fn lease_query(&self, key: &str) -> Result<LeaseState, TransportError> {
+        self.lease(key, "", Duration::ZERO, LeaseOp::Query)
+    }
+
     fn lease_release(&self, key: &str, holder: &str, term: u64) -> Result<(), TransportError> {
         self.lease(key, holder, Duration::ZERO, LeaseOp::Release { term })
             .map(drop)
@@ -340,6 +344,9 @@ mod asynchronous {
             ttl: Duration,
         ) -> Result<LeaseState, TransportError> {
             Transport::lease_renew(self, key, holder, term, ttl)
+        }
+        async fn lease_query(&self, key: &str) -> Result<LeaseState, TransportError> {
+            Transport::lease_query(self, key)
         }
         async fn lease_release(
             &self,

@@ -178,6 +178,14 @@ pub trait Transport: Send + Sync + 'static {
         Err(TransportError::Unsupported("controller leases"))
     }
 
+    /// Who holds the lease at `key`, changing nothing (a forced follower
+    /// verifies a term it heard with it). The default asks
+    /// [`Transport::lease_renew`] to renew term 0, which no lease has: it
+    /// answers who holds the lease and extends nothing.
+    fn lease_query(&self, key: &str) -> Result<LeaseState, TransportError> {
+        self.lease_renew(key, "", 0, Duration::from_millis(1))
+    }
+
     /// If `holder` holds the lease at `key` in `term`, deletes it. Atomic.
     fn lease_release(&self, key: &str, holder: &str, term: u64) -> Result<(), TransportError> {
         let _ = (key, holder, term);

@@ -54,6 +54,10 @@ pub enum Handled {
     DecisionApplied,
     /// A decision not applied: we are the controller, or the strategy is pinned.
     DecisionIgnored,
+    /// A decision whose term and sender the store has not confirmed: held
+    /// while this instance asks the store who holds the lease, then applied
+    /// or rejected (counted as [`RejectReason::UnconfirmedTerm`]).
+    DecisionVerifying,
     /// Another instance's write rate: recorded for the fleet's sum when we
     /// are the controller (`false` when we are not, or the table is full).
     RateReport {

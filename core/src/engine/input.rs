@@ -224,20 +224,30 @@ impl Engine {
         if self.role == Role::Controller {
             return Ok(Handled::DecisionIgnored);
         }
-        self.judge_decision(now, update.term, update.source)?;
-        if self.is_controller() || self.forced.is_some() {
-            return Ok(Handled::DecisionIgnored);
+        match self.judge_decision(now, &update)? {
+            Handled::DecisionApplied => {
+                Ok(self.follow_decision(now, update.strategy, update.write_rate))
+            }
+            waiting => Ok(waiting),
         }
-        if let Some(rate) = update.write_rate.filter(|r| r.is_finite()) {
+    }
+
+    /// Follows an accepted decision, unless this instance decides itself or
+    /// its strategy is pinned.
+    pub(crate) fn follow_decision(
+        &mut self,
+        now: Instant,
+        strategy: Strategy,
+        write_rate: Option<f64>,
+    ) -> Handled {
+        if self.is_controller() || self.forced.is_some() {
+            return Handled::DecisionIgnored;
+        }
+        if let Some(rate) = write_rate.filter(|r| r.is_finite()) {
             self.stats.write_rate = rate;
         }
-        self.switch_to(
-            now,
-            update.strategy,
-            SwitchCause::Received,
-            update.write_rate,
-        );
-        Ok(Handled::DecisionApplied)
+        self.switch_to(now, strategy, SwitchCause::Received, write_rate);
+        Handled::DecisionApplied
     }
 
     /// Reports that `now` has reached a deadline from [`Engine::poll_timeout`].
@@ -249,6 +259,7 @@ impl Engine {
             match self.timers.take_expired(now) {
                 Some(Timer::LeaseExpiry) => self.lease_expired(now),
                 Some(Timer::Lease) => self.lease_tick(now),
+                Some(Timer::Verify) => self.verify_tick(now),
                 Some(Timer::ControllerTick) => self.controller_tick(now),
                 Some(Timer::BatchFlush) => self.batch_tick(now),
                 Some(Timer::RateReport) => self.report_tick(now),

@@ -15,25 +15,37 @@
 //!   wins it — a takeover within 2.5 intervals plus a round trip. A holder
 //!   that stops releases the lease, so another takes over within an interval.
 //! - Decisions carry the term. A follower keeps the controller it believes
-//!   in (term and id, from lease replies and accepted decisions) and rejects,
+//!   in (term and id, **from the store's answers only**) and rejects,
 //!   counted, a decision from an older term ([`RejectReason::StaleTerm`]),
 //!   one carrying the current term from another instance
 //!   ([`RejectReason::NotTheController`]), and one without a term while that
 //!   controller is alive ([`RejectReason::NoTerm`], unless
-//!   `accept_termless_decisions`). A newer term wins at once. A controller
-//!   not heard from for `lease_ttl + controller_interval` is forgotten, so a
-//!   store that lost its counter (restarted empty) cannot lock followers out.
+//!   `accept_termless_decisions`).
+//! - **A newer term is verified, not believed.** Anyone who can publish on
+//!   the channel can write any term, so a decision whose term and source the
+//!   store has not confirmed is held while the instance asks the store who
+//!   holds the lease (see [`verify`](super::verify)); it is applied if the
+//!   store names its sender under its term, and rejected
+//!   ([`RejectReason::UnconfirmedTerm`]) otherwise. Nobody steps down on a
+//!   heard term: only the store's answers depose a holder. A term heard on
+//!   the channel never raises the floor a candidate asks the store for.
+//! - A controller not heard from for `lease_ttl + controller_interval` is
+//!   forgotten, so a store that lost its counter (restarted empty) cannot
+//!   lock followers out: its new, lower terms are verified like any other.
+//! - Terms are `1..=`[`MAX_TERM`](crate::MAX_TERM) everywhere: in messages,
+//!   in the stores' scripts, and in the answers the engine accepts.
 //!
 //! The engine does no I/O: it asks for lease operations with
 //! [`Effect::Lease`](super::Effect::Lease) and is told the outcome with
 //! [`Engine::handle_lease`].
 
-use super::error::Rejection;
+use super::error::{Handled, Rejection};
+use super::verify::Verification;
 use super::{Engine, Timer, INSTANCE_ID_MAX_BYTES};
 use crate::stats::RejectReason;
 use crate::strategy::Role;
 use crate::time::{Duration, Instant};
-use crate::wire::JsonStr;
+use crate::wire::{JsonStr, StrategyUpdate, MAX_TERM};
 
 /// A lease operation for the driver to run against the shared store.
 ///
@@ -47,9 +59,12 @@ pub enum LeaseOp {
     /// If nobody holds the lease: increment the term counter, raise it above
     /// `min_term` if it is not, and take the lease under that term for `ttl`
     /// (`SET key "{term}:{holder}" NX PX ttl`). If `holder` already holds it:
-    /// extend it. Answer who holds it afterwards.
+    /// extend it. Answer who holds it afterwards. A counter outside
+    /// `0..MAX_TERM` (written by hand, or by an older version that believed
+    /// forged terms) is repaired: the grant is then `min_term + 1`.
     Acquire {
-        /// The highest term this instance has seen: the new term must exceed it.
+        /// The highest term the store has confirmed to this instance (below
+        /// [`MAX_TERM`](crate::MAX_TERM)): the new term must exceed it.
         min_term: u64,
     },
     /// If `holder` holds the lease in `term`: extend it by `ttl`. Answer who
@@ -64,6 +79,9 @@ pub enum LeaseOp {
         /// The term held.
         term: u64,
     },
+    /// Change nothing; answer who holds the lease (or that nobody does).
+    /// A forced follower asks this to verify a term it heard.
+    Query,
 }
 
 /// A lease operation and what it applies to, from [`Effect::Lease`](super::Effect::Lease).
@@ -121,12 +139,17 @@ struct Leader {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Election {
     held: Option<Held>,
+    /// The controller the store named last (refreshed by its decisions).
     leader: Option<Leader>,
+    /// The highest term the store has answered with: the floor for the next
+    /// grant. Terms heard on the channel never raise it.
     highest_term: u64,
     /// The request in flight and when it was sent.
     pending: Option<(LeaseOp, Instant)>,
     /// The store answered [`LeaseReply::Unsupported`].
     pub(crate) unsupported: bool,
+    /// A decision waiting for the store to confirm its term.
+    pub(crate) verification: Verification,
 }
 
 impl Election {
@@ -135,13 +158,12 @@ impl Election {
         self.held.map(|h| h.term)
     }
 
-    /// Notes that `id` holds or held the lease in `term`, confirmed at `now`.
-    fn believe(&mut self, term: u64, id: JsonStr<'_>, now: Instant) -> bool {
+    /// Notes the store's word that `id` holds the lease in `term`, at `now`.
+    /// False (nothing noted) for a term out of range or an id too long.
+    fn confirm(&mut self, term: u64, id: &str, now: Instant) -> bool {
         let mut name = heapless::String::new();
-        for c in id.chars() {
-            if name.push(c).is_err() {
-                return false;
-            }
+        if !(1..=MAX_TERM).contains(&term) || name.push_str(id).is_err() {
+            return false;
         }
         self.highest_term = self.highest_term.max(term);
         self.leader = Some(Leader {
@@ -152,9 +174,17 @@ impl Election {
         true
     }
 
-    /// Whether a decision with this term and source may be applied; updates
-    /// the controller believed in. `alive_for`: how long a controller is
-    /// believed alive without being heard from.
+    /// Whether the store last named `source` as the holder in `term`.
+    pub(crate) fn confirmed(&self, term: u64, source: JsonStr<'_>) -> bool {
+        self.leader
+            .as_ref()
+            .is_some_and(|l| l.term == term && source.eq_str(&l.id))
+    }
+
+    /// Whether a decision with this term and source may be applied now
+    /// (`Ok(true)`), must wait for the store to confirm it (`Ok(false)`), or
+    /// is rejected. `alive_for`: how long a controller is believed alive
+    /// without being heard from.
     fn judge(
         &mut self,
         term: Option<u64>,
@@ -162,7 +192,7 @@ impl Election {
         now: Instant,
         alive_for: Duration,
         accept_termless: bool,
-    ) -> Result<(), RejectReason> {
+    ) -> Result<bool, RejectReason> {
         // The controller believed alive: its term, and whether it sent this.
         let alive = self
             .leader
@@ -172,27 +202,24 @@ impl Election {
         let Some(term) = term else {
             return match alive {
                 Some(_) if !accept_termless => Err(RejectReason::NoTerm),
-                _ => Ok(()),
+                _ => Ok(true),
             };
         };
         let Some(source) = source else {
             return Err(RejectReason::NotTheController);
         };
+        if self.confirmed(term, source) {
+            if let Some(l) = self.leader.as_mut() {
+                l.seen = now;
+            }
+            return Ok(true);
+        }
         match alive {
             Some((current, _)) if term < current => Err(RejectReason::StaleTerm),
-            Some((current, from_it)) if term == current => {
-                if from_it {
-                    if let Some(l) = self.leader.as_mut() {
-                        l.seen = now;
-                    }
-                    Ok(())
-                } else {
-                    Err(RejectReason::NotTheController)
-                }
-            }
-            // A newer term, or nobody alive: a new controller was elected.
-            _ if self.believe(term, source, now) => Ok(()),
-            _ => Err(RejectReason::NotTheController),
+            Some((current, _)) if term == current => Err(RejectReason::NotTheController),
+            // A newer term, or nobody alive: perhaps a new controller was
+            // elected, perhaps a forgery. Only the store can tell.
+            _ => Ok(false),
         }
     }
 }
@@ -225,7 +252,8 @@ impl Engine {
 
     /// Reports the store's answer to the latest [`Effect::Lease`](super::Effect::Lease)
     /// request. An answer nobody asked for is ignored. Drain effects
-    /// afterwards: a won lease makes a decision at once.
+    /// afterwards: a won lease makes a decision at once, and a decision
+    /// waiting for this answer is applied.
     pub fn handle_lease(&mut self, now: Instant, reply: LeaseReply<'_>) {
         let now = self.observe(now);
         let Some((op, sent)) = self.election.pending.take() else {
@@ -249,19 +277,20 @@ impl Engine {
                 }
             }
             LeaseReply::Held { term, holder } => {
-                let holder = JsonStr::new(holder, false);
-                if !self.election.believe(term, holder, now) {
+                if !self.election.confirm(term, holder, now) {
                     self.stats.lease_failures += 1;
                     return;
                 }
                 self.stats.term = term;
-                if holder.eq_str(&self.instance_id) {
+                let ours = holder == self.instance_id.as_str();
+                if ours && !matches!(op, LeaseOp::Query) {
                     self.hold(now, term, sent + self.config.lease_ttl());
-                } else if self.election.held.is_some() {
+                } else if self.election.held.is_some_and(|h| !ours || h.term != term) {
                     self.step_down(now);
                 }
             }
         }
+        self.settle_verification(now, sent, reply);
     }
 
     /// Keeps (or takes) the lease of `term` until `until`.
@@ -308,13 +337,27 @@ impl Engine {
                 return;
             }
         }
-        let op = match self.election.held {
+        self.request_lease(now, self.next_lease_op());
+    }
+
+    /// What an [`Role::Auto`] instance asks the store next: renew the lease
+    /// it holds, or acquire it above the highest term the store confirmed.
+    pub(crate) fn next_lease_op(&self) -> LeaseOp {
+        match self.election.held {
             Some(held) => LeaseOp::Renew { term: held.term },
             None => LeaseOp::Acquire {
-                min_term: self.election.highest_term,
+                min_term: self.election.highest_term.min(MAX_TERM - 1),
             },
-        };
-        self.request_lease(now, op);
+        }
+    }
+
+    /// A lease request sent less than a lease's lifetime ago, still
+    /// unanswered: when it was sent.
+    pub(crate) fn lease_request_in_flight(&self, now: Instant) -> Option<Instant> {
+        self.election
+            .pending
+            .filter(|(_, sent)| now.saturating_duration_since(*sent) < self.config.lease_ttl())
+            .map(|(_, sent)| sent)
     }
 
     /// `Timer::LeaseExpiry`: the lease was not confirmed in time.
@@ -338,7 +381,7 @@ impl Engine {
         self.election.pending = None;
     }
 
-    fn request_lease(&mut self, now: Instant, op: LeaseOp) {
+    pub(crate) fn request_lease(&mut self, now: Instant, op: LeaseOp) {
         if self.outbox.queue_lease(op).is_ok() {
             self.election.pending = Some((op, now));
         } else {
@@ -346,31 +389,28 @@ impl Engine {
         }
     }
 
-    /// Whether a received decision may be applied (see the [module docs](self));
-    /// a rejection is counted. A newer term than ours makes us step down.
+    /// Whether a received decision may be applied now (`Ok(true)`), waits
+    /// for the store to confirm its term (`Ok(false)`: see
+    /// [`verify`](super::verify)), or is rejected (counted). A heard term
+    /// never makes this instance step down: only the store's answers do.
     pub(crate) fn judge_decision(
         &mut self,
         now: Instant,
-        term: Option<u64>,
-        source: Option<JsonStr<'_>>,
-    ) -> Result<(), Rejection> {
-        if let (Some(theirs), Some(ours)) = (term, self.election.held_term()) {
-            if theirs > ours {
-                self.step_down(now);
-            }
-        }
+        update: &StrategyUpdate<'_>,
+    ) -> Result<Handled, Rejection> {
         let alive_for = self.config.lease_ttl() + self.config.controller_interval();
         let accept_termless = self.config.accept_termless_decisions();
         match self
             .election
-            .judge(term, source, now, alive_for, accept_termless)
+            .judge(update.term, update.source, now, alive_for, accept_termless)
         {
-            Ok(()) => {
+            Ok(true) => {
                 if let Some((term, _)) = self.known_controller() {
                     self.stats.term = term;
                 }
-                Ok(())
+                Ok(Handled::DecisionApplied)
             }
+            Ok(false) => self.hold_for_verification(now, update),
             Err(reason) => Err(self.reject(reason, None, false)),
         }
     }

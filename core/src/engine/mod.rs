@@ -68,6 +68,7 @@ pub mod lease;
 mod output;
 mod peers;
 mod timers;
+mod verify;
 
 pub use effect::{DropReason, Effect, InvalidatedKeys, InvalidatedKeysIter, MessageKind, Publish};
 pub use error::{Handled, Rejection, WriteError};
@@ -237,6 +238,7 @@ impl Engine {
         }
         self.flush_batch(now);
         self.release_lease(now);
+        self.election.verification = verify::Verification::default();
         self.running = false;
         self.timers.clear();
         if !self.batch.is_empty() {

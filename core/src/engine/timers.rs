@@ -17,15 +17,19 @@ pub enum Timer {
     Lease,
     /// When the lease held stops being surely ours, unless renewed.
     LeaseExpiry,
+    /// When the store may be asked again about a term heard on the channel
+    /// (at most once per `controller_interval`).
+    Verify,
 }
 
 impl Timer {
-    pub(crate) const COUNT: usize = 5;
+    pub(crate) const COUNT: usize = 6;
     /// In the order due timers are handled: a lease that ran out is given up
     /// before a decision could be made on it.
     const ALL: [Timer; Self::COUNT] = [
         Timer::LeaseExpiry,
         Timer::Lease,
+        Timer::Verify,
         Timer::ControllerTick,
         Timer::BatchFlush,
         Timer::RateReport,

@@ -98,6 +98,13 @@ impl<T: AsyncTransport> AsyncTransport for FaultyTransport<T> {
         command(&self.link, self.inner.lease_renew(key, holder, term, ttl))
     }
 
+    fn lease_query(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<LeaseState, TransportError>> + Send {
+        command(&self.link, self.inner.lease_query(key))
+    }
+
     fn lease_release(
         &self,
         key: &str,

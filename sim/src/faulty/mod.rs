@@ -272,6 +272,10 @@ impl<T: Transport> Transport for FaultyTransport<T> {
             .command(|| self.inner.lease_renew(key, holder, term, ttl))
     }
 
+    fn lease_query(&self, key: &str) -> Result<LeaseState, TransportError> {
+        self.link.command(|| self.inner.lease_query(key))
+    }
+
     fn lease_release(&self, key: &str, holder: &str, term: u64) -> Result<(), TransportError> {
         self.link
             .command(|| self.inner.lease_release(key, holder, term))

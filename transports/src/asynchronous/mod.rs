@@ -86,6 +86,15 @@ pub trait AsyncTransport: Send + Sync + 'static {
         async { Err(TransportError::Unsupported("controller leases")) }
     }
 
+    /// [`Transport::lease_query`](crate::Transport::lease_query),
+    /// asynchronously; the default renews term 0, which no lease has.
+    fn lease_query(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<LeaseState, TransportError>> + Send {
+        self.lease_renew(key, "", 0, Duration::from_millis(1))
+    }
+
     /// [`Transport::lease_release`](crate::Transport::lease_release), asynchronously.
     /// The default answers [`TransportError::Unsupported`].
     fn lease_release(

@@ -211,6 +211,13 @@ impl AsyncTransport for RedisAsyncTransport {
             .map(scripts::state)
     }
 
+    async fn lease_query(&self, key: &str) -> Result<LeaseState, TransportError> {
+        let cmd = crate::redis::lease_query_cmd(key);
+        self.run(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
+            .map(scripts::state)
+    }
+
     async fn lease_release(
         &self,
         key: &str,

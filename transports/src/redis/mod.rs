@@ -218,6 +218,11 @@ impl Transport for RedisTransport {
         self.with_connection(|c| cmd.query(c)).map(scripts::state)
     }
 
+    fn lease_query(&self, key: &str) -> Result<LeaseState, TransportError> {
+        let cmd = lease_query_cmd(key);
+        self.with_connection(|c| cmd.query(c)).map(scripts::state)
+    }
+
     fn lease_release(&self, key: &str, holder: &str, term: u64) -> Result<(), TransportError> {
         let cmd = lease_release_cmd(key, holder, term);
         self.with_connection(|c| cmd.query::<i64>(c)).map(drop)
@@ -251,6 +256,13 @@ pub(crate) fn lease_renew_cmd(key: &str, holder: &str, term: u64, ttl: Duration)
         .arg(holder)
         .arg(millis(ttl))
         .arg(term);
+    cmd
+}
+
+/// `EVAL` of the query script.
+pub(crate) fn lease_query_cmd(key: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(scripts::query()).arg(1).arg(key);
     cmd
 }
 

@@ -71,7 +71,9 @@ fn handle_write(c: &mut Criterion) {
             b.iter(|| {
                 now += STEP;
                 i = (i + 1) & 63;
-                let _ = e.handle_write(now, black_box(&keys[i]));
+                if e.handle_write(now, black_box(&keys[i])).is_ok() {
+                    e.handle_write_acknowledged(now);
+                }
                 if e.poll_timeout().is_some_and(|d| d <= now) {
                     e.handle_timeout(now);
                 }
@@ -97,7 +99,9 @@ fn handle_write(c: &mut Criterion) {
         b.iter(|| {
             now += STEP;
             i = (i + 1) % distinct.len();
-            let _ = e.handle_write(now, black_box(&distinct[i]));
+            if e.handle_write(now, black_box(&distinct[i])).is_ok() {
+                e.handle_write_acknowledged(now);
+            }
             if e.poll_timeout().is_some_and(|d| d <= now) {
                 e.handle_timeout(now);
             }
@@ -124,7 +128,9 @@ fn loaded_controller(rate: u64) -> (Engine, Instant) {
         let at = Instant::from_nanos(
             tick.as_nanos() - 5_000_000_000 + i * 5_000_000_000 / writes.max(1),
         );
-        let _ = e.handle_write(at, "k");
+        if e.handle_write(at, "k").is_ok() {
+            e.handle_write_acknowledged(at);
+        }
         while e.poll_effect().is_some() {}
     }
     (e, tick)

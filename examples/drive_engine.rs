@@ -53,6 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             owed -= 1.0;
             let key = format!("item:{}", (t * 1000.0) as u64 % 500);
             fleet[0].handle_write(now, &key)?;
+            fleet[0].handle_write_acknowledged(now); // Redis acknowledged the SET
             collect(&mut fleet[0], 0, now, &mut wire, &mut sent);
         }
         for (i, engine) in fleet.iter_mut().enumerate() {

@@ -38,6 +38,7 @@ pub mod instance;
 mod near;
 mod settings;
 mod stats;
+mod subscription_guard;
 
 pub use aci_core;
 pub use aci_core::{

@@ -71,8 +71,7 @@ fn a_read_that_starts_after_a_local_write_never_joins_a_read_from_before_it() {
     // After a delete, a new reader leads its own read too.
     let before = fill(b.lookup("d", now));
     let invalidation = b.prepare_delete("d", now).unwrap();
-    drop(invalidation); // sent with the DEL
-    b.finish_delete("d", Ok(true)).unwrap();
+    b.finish_delete("d", &invalidation, Ok(true)).unwrap();
     let _after = fill(b.lookup("d", now));
     drop(before);
 }

@@ -60,7 +60,9 @@ pub fn run_step(
             engine.handle_timeout(earlier);
         }
         Step::Write(key) => {
-            let _ = engine.handle_write(at, key);
+            if engine.handle_write(at, key).is_ok() {
+                engine.handle_write_acknowledged(at);
+            }
         }
         Step::Invalidation(payload) => {
             let channel = engine.config().invalidation_channel();

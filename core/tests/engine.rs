@@ -7,7 +7,7 @@ use aci_core::{
     Config, DropReason, Duration, Engine, Handled, Instant, RejectReason, Role, Strategy,
     SwitchCause, WriteError,
 };
-use common::{drain, Owned};
+use common::{drain, write, Owned};
 
 fn engine_with(config: Config) -> Engine {
     let mut engine = Engine::new(config, "me").unwrap();
@@ -41,7 +41,7 @@ fn publishes(effects: &[Owned]) -> Vec<&Owned> {
 #[test]
 fn ttl_writes_send_nothing() {
     let mut e = follower();
-    e.handle_write(Instant::from_millis(1), "k").unwrap();
+    write(&mut e, Instant::from_millis(1), "k").unwrap();
     assert!(drain(&mut e).is_empty());
     assert_eq!(e.stats().total_writes, 1);
 }
@@ -50,7 +50,7 @@ fn ttl_writes_send_nothing() {
 fn eager_sends_one_invalidation_per_write() {
     let mut e = forced(Strategy::Eager);
     for i in 0..3 {
-        e.handle_write(Instant::from_millis(i), "user:42").unwrap();
+        write(&mut e, Instant::from_millis(i), "user:42").unwrap();
         let effects = drain(&mut e);
         assert_eq!(effects.len(), 1);
         let Owned::Publish { channel, .. } = &effects[0] else {
@@ -68,7 +68,7 @@ fn eager_sends_one_invalidation_per_write() {
 fn batched_flushes_deduplicated_keys_every_interval() {
     let mut e = forced(Strategy::Batched);
     for k in ["b:1", "b:2", "b:1", "b:3"] {
-        e.handle_write(Instant::from_millis(10), k).unwrap();
+        write(&mut e, Instant::from_millis(10), k).unwrap();
         assert!(drain(&mut e).is_empty());
     }
     let deadline = e.poll_timeout().unwrap();
@@ -88,7 +88,7 @@ fn batched_flushes_deduplicated_keys_every_interval() {
 #[test]
 fn leaving_batched_and_stopping_flush_the_buffer() {
     let mut e = forced(Strategy::Batched);
-    e.handle_write(Instant::from_millis(1), "a").unwrap();
+    write(&mut e, Instant::from_millis(1), "a").unwrap();
     e.force_strategy(Instant::from_millis(2), Some(Strategy::Eager));
     let effects = drain(&mut e);
     assert_eq!(effects[0].published_keys().unwrap(), ["a"]);
@@ -98,12 +98,12 @@ fn leaving_batched_and_stopping_flush_the_buffer() {
     assert_eq!(e.timer(Timer::BatchFlush), None);
 
     let mut e = forced(Strategy::Batched);
-    e.handle_write(Instant::from_millis(1), "b").unwrap();
+    write(&mut e, Instant::from_millis(1), "b").unwrap();
     e.stop(Instant::from_millis(2));
     assert_eq!(drain(&mut e)[0].published_keys().unwrap(), ["b"]);
     assert_eq!(e.poll_timeout(), None);
     assert_eq!(
-        e.handle_write(Instant::from_millis(3), "c"),
+        write(&mut e, Instant::from_millis(3), "c"),
         Err(WriteError::Stopped)
     );
 }
@@ -120,8 +120,7 @@ fn a_full_batch_flushes_early_and_keeps_every_key() {
     drain(&mut e);
     let mut published = Vec::new();
     for i in 0..25 {
-        e.handle_write(Instant::from_millis(1), &format!("k{i}"))
-            .unwrap();
+        write(&mut e, Instant::from_millis(1), &format!("k{i}")).unwrap();
         published.extend(
             drain(&mut e)
                 .iter()
@@ -153,8 +152,7 @@ fn namespaced_writes_publish_stored_keys() {
     let mut e = engine_with(config);
     e.force_strategy(Instant::ZERO, Some(Strategy::Eager));
     drain(&mut e);
-    e.handle_write(Instant::from_millis(1), "profile:7")
-        .unwrap();
+    write(&mut e, Instant::from_millis(1), "profile:7").unwrap();
     let effects = drain(&mut e);
     let Owned::Publish { channel, .. } = &effects[0] else {
         panic!()
@@ -176,7 +174,7 @@ fn controller_decides_broadcasts_and_drops_on_tightening() {
         .unwrap();
     let mut e = engine_with(config);
     for i in 0..300 {
-        e.handle_write(Instant::from_millis(i * 10), "k").unwrap();
+        write(&mut e, Instant::from_millis(i * 10), "k").unwrap();
     }
     assert_eq!(e.poll_timeout(), Some(Instant::from_secs(3)));
     e.handle_timeout(Instant::from_secs(3));
@@ -201,7 +199,7 @@ fn controller_decides_broadcasts_and_drops_on_tightening() {
 
     // An unchanged decision is re-announced each tick (for late followers).
     for i in 300..600 {
-        e.handle_write(Instant::from_millis(i * 10), "k").unwrap();
+        write(&mut e, Instant::from_millis(i * 10), "k").unwrap();
         assert_eq!(drain(&mut e).len(), 1, "eager: one invalidation per write");
     }
     e.handle_timeout(Instant::from_secs(6));
@@ -376,10 +374,27 @@ fn subscription_loss_drops_everything() {
 #[test]
 fn a_regressed_clock_is_clamped_and_counted() {
     let mut e = forced(Strategy::Batched);
-    e.handle_write(Instant::from_secs(10), "a").unwrap();
+    write(&mut e, Instant::from_secs(10), "a").unwrap();
     e.handle_write(Instant::from_secs(5), "b").unwrap();
     assert_eq!(e.stats().clock_regressions, 1);
+    e.handle_write_acknowledged(Instant::from_secs(6));
+    assert_eq!(e.stats().clock_regressions, 2, "every call is clamped");
     assert_eq!(e.stats().total_writes, 2);
+}
+
+#[test]
+fn only_acknowledged_writes_count() {
+    // Issue 11, finding 4: a write whose SET failed is not a write.
+    let mut e = forced(Strategy::Eager);
+    for i in 0..100 {
+        e.handle_write(Instant::from_millis(i), "k").unwrap();
+        drain(&mut e);
+        if i % 4 == 0 {
+            e.handle_write_acknowledged(Instant::from_millis(i));
+        }
+    }
+    assert_eq!(e.stats().total_writes, 25);
+    assert!((e.write_rate(Instant::from_millis(100)) - 5.0).abs() < 1e-9);
 }
 
 #[test]
@@ -387,7 +402,7 @@ fn overlong_keys_are_refused_before_anything_happens() {
     let mut e = forced(Strategy::Eager);
     let key = "k".repeat(40_000);
     assert!(matches!(
-        e.handle_write(Instant::ZERO, &key),
+        write(&mut e, Instant::ZERO, &key),
         Err(WriteError::KeyTooLong { len: 40_000 })
     ));
     assert_eq!(e.stats().total_writes, 0);
@@ -397,9 +412,9 @@ fn overlong_keys_are_refused_before_anything_happens() {
 #[test]
 fn a_key_longer_than_the_batch_buffer_travels_alone() {
     let mut e = forced(Strategy::Batched);
-    e.handle_write(Instant::ZERO, "small").unwrap();
+    write(&mut e, Instant::ZERO, "small").unwrap();
     let key = "k".repeat(20_000);
-    e.handle_write(Instant::ZERO, &key).unwrap();
+    write(&mut e, Instant::ZERO, &key).unwrap();
     let keys: Vec<Vec<String>> = drain(&mut e)
         .iter()
         .filter_map(Owned::published_keys)
@@ -411,14 +426,14 @@ fn a_key_longer_than_the_batch_buffer_travels_alone() {
 fn undrained_effects_cause_backpressure_not_loss() {
     let mut e = forced(Strategy::Eager);
     let key = "k".repeat(20_000);
-    e.handle_write(Instant::ZERO, &key).unwrap();
+    write(&mut e, Instant::ZERO, &key).unwrap();
     assert_eq!(
-        e.handle_write(Instant::ZERO, &key),
+        write(&mut e, Instant::ZERO, &key),
         Err(WriteError::Backpressure)
     );
     assert_eq!(e.stats().total_writes, 1);
     assert_eq!(drain(&mut e).len(), 1);
-    e.handle_write(Instant::ZERO, &key).unwrap();
+    write(&mut e, Instant::ZERO, &key).unwrap();
 }
 
 #[test]
@@ -441,7 +456,7 @@ fn roles_arm_and_disarm_the_controller() {
 fn followers_report_their_rate_every_interval() {
     let mut e = follower();
     for i in 0..50 {
-        e.handle_write(Instant::from_millis(i * 20), "k").unwrap();
+        write(&mut e, Instant::from_millis(i * 20), "k").unwrap();
     }
     assert_eq!(e.timer(Timer::RateReport), Some(Instant::from_secs(3)));
     e.handle_timeout(Instant::from_secs(3));
@@ -530,7 +545,7 @@ fn followers_ignore_reports_and_bad_reports_are_rejected() {
 fn timestamps_follow_the_wall_clock_pairing() {
     let mut e = forced(Strategy::Eager);
     e.set_unix_time(Instant::from_secs(1), 1_700_000_000.0);
-    e.handle_write(Instant::from_millis(3500), "k").unwrap();
+    write(&mut e, Instant::from_millis(3500), "k").unwrap();
     let ts = drain(&mut e)[0].json().unwrap()["timestamp"]
         .as_f64()
         .unwrap();
@@ -548,7 +563,7 @@ fn min_dwell_holds_back_the_controller() {
         .unwrap();
     let mut e = engine_with(config);
     for i in 0..100 {
-        e.handle_write(Instant::from_millis(i * 10), "k").unwrap();
+        write(&mut e, Instant::from_millis(i * 10), "k").unwrap();
     }
     e.handle_timeout(Instant::from_secs(3));
     assert_eq!(
@@ -558,8 +573,7 @@ fn min_dwell_holds_back_the_controller() {
     );
     drain(&mut e);
     for i in 0..100 {
-        e.handle_write(Instant::from_millis(10_000 + i * 10), "k")
-            .unwrap();
+        write(&mut e, Instant::from_millis(10_000 + i * 10), "k").unwrap();
     }
     e.handle_timeout(Instant::from_secs(12));
     assert_eq!(e.strategy(), Strategy::Eager);

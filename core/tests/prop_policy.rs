@@ -43,6 +43,7 @@ fn drive(engine: &mut Engine, end: Instant, rate: impl Fn(f64) -> f64) -> u64 {
         }
         if rate(t) >= 0.1 {
             engine.handle_write(next_write, "k").unwrap();
+            engine.handle_write_acknowledged(next_write);
             common::drain(engine);
         }
         t = next;

@@ -124,21 +124,36 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
         }
     }
 
-    /// Stops: flushes the batch buffer, joins the task, closes the subscription.
+    /// Stops: flushes the batch buffer, joins the task, closes the
+    /// subscription and every connection. Until [`AsyncAdaptiveCache::start`]
+    /// restarts it, every call that would reach Redis (`get`, `set`,
+    /// `delete`, `flush`, `force_strategy`) fails with [`Error::Stopped`](crate::Error::Stopped)
+    /// without connecting; `stats`, `strategy` and the like still answer.
     pub async fn stop(&self) {
         let handle = self
             .worker
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        self.shared.stop.send_replace(true);
         if let Some(handle) = handle {
-            self.shared.stop.send_replace(true);
             let _ = handle.await;
+        }
+        self.shared.transport.close();
+    }
+
+    /// [`Error::Stopped`](crate::Error::Stopped) after `stop`, until `start`.
+    fn ensure_running(&self) -> Result<()> {
+        if *self.shared.stop.borrow() {
+            Err(crate::Error::Stopped)
+        } else {
+            Ok(())
         }
     }
 
     /// The value of `key`, from the near cache or from Redis.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.ensure_running()?;
         let instance = &self.shared.instance;
         let deadline = tokio::time::Instant::now() + instance.settings().timeout;
         let result = loop {
@@ -182,6 +197,7 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
         value: impl AsRef<[u8]>,
         ttl: Duration,
     ) -> Result<()> {
+        self.ensure_running()?;
         let instance = &self.shared.instance;
         let value = value.as_ref();
         let stored = instance.settings().stored_key(key);
@@ -196,6 +212,7 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
 
     /// Deletes `key` and tells the fleet at once. Whether it existed.
     pub async fn delete(&self, key: &str) -> Result<bool> {
+        self.ensure_running()?;
         let instance = &self.shared.instance;
         let stored = instance.settings().stored_key(key);
         let outbound = instance.prepare_delete(key, self.shared.clock.now())?;
@@ -204,7 +221,7 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
             .transport
             .delete(&stored, &outbound.as_outgoing())
             .await;
-        instance.finish_delete(key, sent)
+        instance.finish_delete(key, &outbound, sent)
     }
 
     /// Deletes every key of the Redis database (`FLUSHDB`), as the original's `flush`.
@@ -212,6 +229,7 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
     /// Other instances are not told (there is no message for "everything"):
     /// their near caches keep what they hold until it expires (`local_ttl`).
     pub async fn flush(&self) -> Result<()> {
+        self.ensure_running()?;
         self.shared.transport.flush_db().await?;
         self.shared.instance.commit_flush();
         Ok(())
@@ -224,6 +242,7 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
 
     /// Pins the strategy (`Some`) or lets the controller decide (`None`).
     pub async fn force_strategy(&self, strategy: Option<Strategy>) -> Result<()> {
+        self.ensure_running()?;
         let outbound = self
             .shared
             .instance
@@ -233,6 +252,7 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
                 .transport
                 .publish(&outbound.as_outgoing())
                 .await?;
+            self.shared.instance.record_published(&outbound);
         }
         Ok(())
     }

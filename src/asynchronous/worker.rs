@@ -8,6 +8,7 @@ use aci_transports::{AsyncSubscription, AsyncTransport};
 
 use super::Shared;
 use crate::instance::Outbound;
+use crate::subscription_guard::SubscriptionGuard;
 
 const BACKOFF_START: Duration = Duration::from_millis(50);
 const BACKOFF_CAP: Duration = Duration::from_millis(500);
@@ -16,6 +17,8 @@ const IDLE: Duration = Duration::from_secs(3600);
 
 pub(super) async fn run<T: AsyncTransport>(shared: Arc<Shared<T>>) {
     let instance = &shared.instance;
+    // Dropped last, also when the runtime shuts down and drops this task.
+    let _guard = SubscriptionGuard::new(instance, &shared.clock);
     let config = instance.settings().core.clone();
     let channels = [config.invalidation_channel(), config.strategy_channel()];
     let mut stop = shared.stop.subscribe();
@@ -69,7 +72,6 @@ pub(super) async fn run<T: AsyncTransport>(shared: Arc<Shared<T>>) {
 
     publish(&shared, instance.stop(shared.clock.now())).await;
     drop(subscription);
-    instance.subscription_lost(shared.clock.now());
 }
 
 /// Publishes what the engine asked for, runs its lease operation and
@@ -78,7 +80,11 @@ async fn publish<T: AsyncTransport>(shared: &Shared<T>, mut outbound: Outbound) 
     // Bounded: a lease answer leads to a decision, never to another request.
     for _ in 0..4 {
         if outbound.has_messages() {
-            if let Err(e) = shared.transport.publish(&outbound.as_outgoing()).await {
+            let published = shared.transport.publish(&outbound.as_outgoing()).await;
+            if published.is_ok() {
+                shared.instance.record_published(&outbound);
+            }
+            if let Err(e) = published {
                 tracing::warn!(error = %e, "could not publish");
             }
         }

@@ -137,22 +137,35 @@ impl<T: Transport> AdaptiveCache<T> {
     }
 
     /// Stops: flushes the batch buffer, joins the worker, closes the
-    /// subscription. Reads still work (from Redis); writes fail with
-    /// [`Error::Stopped`] until [`AdaptiveCache::start`].
+    /// subscription and every connection. Until [`AdaptiveCache::start`]
+    /// restarts it, every call that would reach Redis (`get`, `set`,
+    /// `delete`, `flush`, `force_strategy`) fails with [`Error::Stopped`]
+    /// without connecting; `stats`, `strategy` and the like still answer.
     pub fn stop(&self) {
         let handle = self
             .worker
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        self.shared.stop.store(true, Ordering::SeqCst);
         if let Some(handle) = handle {
-            self.shared.stop.store(true, Ordering::SeqCst);
             let _ = handle.join();
+        }
+        self.shared.transport.close();
+    }
+
+    /// [`Error::Stopped`] after `stop`, until `start`.
+    fn ensure_running(&self) -> Result<()> {
+        if self.shared.stop.load(Ordering::SeqCst) {
+            Err(Error::Stopped)
+        } else {
+            Ok(())
         }
     }
 
     /// The value of `key`, from the near cache or from Redis.
     pub fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.ensure_running()?;
         let instance = &self.shared.instance;
         let deadline = Instant::now() + instance.settings().timeout;
         let result = loop {
@@ -189,6 +202,7 @@ impl<T: Transport> AdaptiveCache<T> {
 
     /// Writes `value` with a TTL of its own.
     pub fn set_with_ttl(&self, key: &str, value: impl AsRef<[u8]>, ttl: Duration) -> Result<()> {
+        self.ensure_running()?;
         let instance = &self.shared.instance;
         let value = value.as_ref();
         let stored = instance.settings().stored_key(key);
@@ -203,6 +217,7 @@ impl<T: Transport> AdaptiveCache<T> {
     /// Deletes `key` and tells the fleet at once, whatever the strategy.
     /// Whether it existed.
     pub fn delete(&self, key: &str) -> Result<bool> {
+        self.ensure_running()?;
         let instance = &self.shared.instance;
         let stored = instance.settings().stored_key(key);
         let outbound = instance.prepare_delete(key, self.shared.clock.now())?;
@@ -210,7 +225,7 @@ impl<T: Transport> AdaptiveCache<T> {
             .shared
             .transport
             .delete(&stored, &outbound.as_outgoing());
-        instance.finish_delete(key, sent)
+        instance.finish_delete(key, &outbound, sent)
     }
 
     /// Deletes every key of the Redis database (`FLUSHDB`), as the original's
@@ -219,6 +234,7 @@ impl<T: Transport> AdaptiveCache<T> {
     /// Other instances are not told (there is no message for "everything"):
     /// their near caches keep what they hold until it expires (`local_ttl`).
     pub fn flush(&self) -> Result<()> {
+        self.ensure_running()?;
         self.shared.transport.flush_db()?;
         self.shared.instance.commit_flush();
         Ok(())
@@ -232,12 +248,14 @@ impl<T: Transport> AdaptiveCache<T> {
     /// Pins the strategy (`Some`), announcing it if this is the controller, or
     /// lets the controller decide again (`None`).
     pub fn force_strategy(&self, strategy: Option<Strategy>) -> Result<()> {
+        self.ensure_running()?;
         let outbound = self
             .shared
             .instance
             .force_strategy(strategy, self.shared.clock.now());
         if outbound.has_messages() {
             self.shared.transport.publish(&outbound.as_outgoing())?;
+            self.shared.instance.record_published(&outbound);
         }
         Ok(())
     }

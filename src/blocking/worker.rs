@@ -8,6 +8,7 @@ use aci_transports::{Subscription, Transport};
 
 use super::Shared;
 use crate::instance::Outbound;
+use crate::subscription_guard::SubscriptionGuard;
 
 /// Longest wait between two checks of the stop flag.
 const POLL: Duration = Duration::from_millis(50);
@@ -18,6 +19,8 @@ const BACKOFF_CAP: Duration = Duration::from_millis(500);
 
 pub(super) fn run<T: Transport>(shared: &Shared<T>) {
     let instance = &shared.instance;
+    // Declared first, dropped last: after the subscription, however the loop ends.
+    let _guard = SubscriptionGuard::new(instance, &shared.clock);
     let config = instance.settings().core.clone();
     let channels = [config.invalidation_channel(), config.strategy_channel()];
     let mut subscription: Option<T::Subscription> = None;
@@ -75,7 +78,6 @@ pub(super) fn run<T: Transport>(shared: &Shared<T>) {
 
     publish(shared, instance.stop(shared.clock.now()));
     drop(subscription);
-    instance.subscription_lost(shared.clock.now());
 }
 
 /// Publishes what the engine asked for, runs its lease operation and
@@ -84,7 +86,11 @@ fn publish<T: Transport>(shared: &Shared<T>, mut outbound: Outbound) {
     // Bounded: a lease answer leads to a decision, never to another request.
     for _ in 0..4 {
         if outbound.has_messages() {
-            if let Err(e) = shared.transport.publish(&outbound.as_outgoing()) {
+            let published = shared.transport.publish(&outbound.as_outgoing());
+            if published.is_ok() {
+                shared.instance.record_published(&outbound);
+            }
+            if let Err(e) = published {
                 // The subscription breaks too when Redis does: every instance then
                 // drops its near cache, which covers what this message would have said.
                 tracing::warn!(error = %e, "could not publish");

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant as StdInstant};
 
+use aci_core::engine::MessageKind;
 use aci_core::{Effect, Engine, Handled, Instant, LeaseOp, LeaseReply, Strategy, SwitchRecord};
 use aci_transports::{LeaseState, Outgoing, TransportError};
 use bytes::Bytes;
@@ -45,7 +46,7 @@ pub struct PreparedWrite {
 #[derive(Debug, Default)]
 #[must_use = "messages the engine asked to publish"]
 pub struct Outbound {
-    messages: Vec<(String, Vec<u8>)>,
+    messages: Vec<(String, Vec<u8>, MessageKind)>,
     lease: Option<LeaseCall>,
 }
 
@@ -80,7 +81,7 @@ impl Outbound {
     pub fn as_outgoing(&self) -> Vec<Outgoing<'_>> {
         self.messages
             .iter()
-            .map(|(channel, payload)| Outgoing { channel, payload })
+            .map(|(channel, payload, _)| Outgoing { channel, payload })
             .collect()
     }
 }
@@ -186,6 +187,9 @@ struct Counters {
     misses: Counter,
     read_errors: Counter,
     subscription_losses: Counter,
+    /// Messages the transport acknowledged publishing, by kind.
+    invalidations_sent: Counter,
+    decisions_sent: Counter,
 }
 
 /// One instance: the engine, the near cache and the reads in flight.
@@ -345,9 +349,15 @@ impl Instance {
             Ok(()) => {
                 self.near
                     .finish_write(write.token, key, Bytes::copy_from_slice(value), now);
+                self.record_published(&write.outbound);
+                let _ = self.with_engine(|engine| {
+                    engine.handle_write_acknowledged(now);
+                    Ok(())
+                });
                 Ok(())
             }
             Err(e) => {
+                // Not counted as a write, in the rate, or as sent.
                 self.near.invalidate(key);
                 Err(e.into())
             }
@@ -359,11 +369,32 @@ impl Instance {
         self.with_engine(|engine| engine.handle_delete(now, key).map_err(Error::from))
     }
 
-    /// Reports how the `DEL` went: either way the key leaves the near cache
-    /// (a failed delete may still have happened). Whether it existed.
-    pub fn finish_delete(&self, key: &str, sent: Result<bool, TransportError>) -> Result<bool> {
+    /// Reports how the `DEL` (sent with `outbound`'s invalidation) went:
+    /// either way the key leaves the near cache (a failed delete may still
+    /// have happened). Whether it existed.
+    pub fn finish_delete(
+        &self,
+        key: &str,
+        outbound: &Outbound,
+        sent: Result<bool, TransportError>,
+    ) -> Result<bool> {
         self.near.invalidate(key);
-        Ok(sent?)
+        let existed = sent?;
+        self.record_published(outbound);
+        Ok(existed)
+    }
+
+    /// Counts the messages of `outbound` as sent: the driver calls this once
+    /// the transport acknowledged publishing them (a write's own messages
+    /// are counted by [`Instance::finish_write`]).
+    pub fn record_published(&self, outbound: &Outbound) {
+        for (_, _, kind) in &outbound.messages {
+            match kind {
+                MessageKind::Invalidation { .. } => self.counters.invalidations_sent.increment(),
+                MessageKind::StrategyUpdate => self.counters.decisions_sent.increment(),
+                _ => {}
+            }
+        }
     }
 
     /// After `FLUSHDB`: nothing cached can be right.
@@ -466,15 +497,19 @@ impl Instance {
 
     /// The subscription was lost: invalidations may be missed from now on, so
     /// drop the near cache and stop using it until [`Instance::subscribed`].
+    /// Only the loss of a subscription that was up counts (in
+    /// `subscription_losses` and `full_drops`): failed attempts to
+    /// resubscribe drop nothing more.
     pub fn subscription_lost(&self, now: Instant) {
-        if self.subscribed.swap(false, Ordering::SeqCst) {
-            self.counters.subscription_losses.increment();
-        }
+        let was_up = self.subscribed.swap(false, Ordering::SeqCst);
         self.near.set_enabled(false);
-        let _ = self.with_engine(|engine| {
-            engine.handle_subscription_lost(now);
-            Ok(())
-        });
+        if was_up {
+            self.counters.subscription_losses.increment();
+            let _ = self.with_engine(|engine| {
+                engine.handle_subscription_lost(now);
+                Ok(())
+            });
+        }
     }
 
     /// Whether the subscription is up.
@@ -531,8 +566,8 @@ impl Instance {
             verifications: core.verifications,
             strategy_switches: core.switches.iter().copied().collect(),
             total_switches: core.total_switches,
-            invalidations_sent: core.invalidations_sent,
-            decisions_sent: core.decisions_sent,
+            invalidations_sent: c.invalidations_sent.get(),
+            decisions_sent: c.decisions_sent.get(),
             messages_received: core.messages_received,
             rejected: core.rejected,
             full_drops: core.full_drops,
@@ -588,9 +623,10 @@ impl Instance {
 
     fn apply(&self, effect: Effect<'_>, out: &mut Outbound, switches: &mut Vec<SwitchRecord>) {
         match effect {
-            Effect::Publish(p) => out
-                .messages
-                .push((p.channel.to_owned(), p.payload.to_vec())),
+            Effect::Publish(p) => {
+                out.messages
+                    .push((p.channel.to_owned(), p.payload.to_vec(), p.kind))
+            }
             Effect::Switched(record) => switches.push(record),
             Effect::Invalidate(keys) => {
                 // The engine passes only keys of our namespace, which all carry the prefix.

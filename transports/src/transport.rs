@@ -146,6 +146,12 @@ pub trait Transport: Send + Sync + 'static {
     /// development helper).
     fn flush_db(&self) -> Result<(), TransportError>;
 
+    /// Closes every connection kept for reuse (the caches call it from
+    /// `stop`). Calls already running finish, and their connections are
+    /// closed rather than kept; a later call may connect again. The default
+    /// does nothing, for transports that keep no connection.
+    fn close(&self) {}
+
     /// The controller election's lease at `key`: if nobody holds it, take it
     /// for `holder` for `ttl` under a new term (the counter at `key` +
     /// `":term"` incremented, and raised above `min_term` if it is not); if

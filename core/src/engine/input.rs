@@ -14,9 +14,14 @@ use crate::wire::{
 };
 
 impl Engine {
-    /// This instance wrote `key` (the user's key; the engine adds the namespace
-    /// prefix) at `now`. Drain effects afterwards: under `eager` there is an
-    /// invalidation to send in the same round trip as the write.
+    /// This instance is writing `key` (the user's key; the engine adds the
+    /// namespace prefix) at `now`. Drain effects afterwards: under `eager`
+    /// there is an invalidation to send in the same round trip as the write.
+    /// Once the store acknowledges the write, report it with
+    /// [`Engine::handle_write_acknowledged`]: only acknowledged writes count
+    /// in `total_writes` and in the write rate. (A write that failed may
+    /// still leave its key in the batch buffer: it may have landed, and an
+    /// extra invalidation is harmless.)
     ///
     /// Refused, with nothing counted, when stopped, when the key cannot fit in
     /// a message, or when undrained effects fill the outbox.
@@ -35,9 +40,15 @@ impl Engine {
                 .map_err(|_| WriteError::Backpressure)?,
             Strategy::Batched => self.buffer_key(now, key)?,
         }
+        Ok(())
+    }
+
+    /// The store acknowledged a write announced with [`Engine::handle_write`]:
+    /// it counts in `total_writes` and in the write rate the policy decides on.
+    pub fn handle_write_acknowledged(&mut self, now: Instant) {
+        let now = self.observe(now);
         self.tracker.record(now);
         self.stats.total_writes += 1;
-        Ok(())
     }
 
     /// This instance deleted `key` (the user's key) at `now`. Whatever the

@@ -34,6 +34,8 @@
 //! for i in 0..100u64 {
 //!     now = Instant::from_millis(i * 10);
 //!     engine.handle_write(now, "user:42")?;
+//!     // … the driver sends the write; Redis acknowledges it:
+//!     engine.handle_write_acknowledged(now);
 //!     while let Some(effect) = engine.poll_effect() {
 //!         // Under `ttl` a write asks for nothing.
 //!         assert!(!matches!(effect, Effect::Publish(_)));

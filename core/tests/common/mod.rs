@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests: effects as owned data.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
-use aci_core::{DropReason, Duration, Effect, Engine, LeaseOp, SwitchRecord};
+use aci_core::{DropReason, Duration, Effect, Engine, Instant, LeaseOp, SwitchRecord, WriteError};
 
 /// An effect, copied out of the engine's buffers.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,4 +66,11 @@ pub(crate) fn own(effect: &Effect<'_>) -> Owned {
         },
         other => panic!("unexpected effect {other:?}"),
     }
+}
+
+/// A write the store acknowledges: announced, then counted.
+pub(crate) fn write(engine: &mut Engine, now: Instant, key: &str) -> Result<(), WriteError> {
+    engine.handle_write(now, key)?;
+    engine.handle_write_acknowledged(now);
+    Ok(())
 }

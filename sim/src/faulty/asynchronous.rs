@@ -75,6 +75,10 @@ impl<T: AsyncTransport> AsyncTransport for FaultyTransport<T> {
         command(&self.link, self.inner.flush_db())
     }
 
+    fn close(&self) {
+        self.inner.close();
+    }
+
     fn lease_acquire(
         &self,
         key: &str,

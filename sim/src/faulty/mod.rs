@@ -250,6 +250,10 @@ impl<T: Transport> Transport for FaultyTransport<T> {
         self.link.command(|| self.inner.flush_db())
     }
 
+    fn close(&self) {
+        self.inner.close();
+    }
+
     fn lease_acquire(
         &self,
         key: &str,

@@ -60,6 +60,10 @@ pub trait AsyncTransport: Send + Sync + 'static {
     /// Deletes every key of the current database.
     fn flush_db(&self) -> impl Future<Output = Result<(), TransportError>> + Send;
 
+    /// [`Transport::close`](crate::Transport::close): closes the connections
+    /// kept for reuse. The default does nothing.
+    fn close(&self) {}
+
     /// [`Transport::lease_acquire`](crate::Transport::lease_acquire), asynchronously.
     /// The default answers [`TransportError::Unsupported`].
     fn lease_acquire(

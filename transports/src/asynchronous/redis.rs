@@ -185,6 +185,15 @@ impl AsyncTransport for RedisAsyncTransport {
             .await
     }
 
+    fn close(&self) {
+        // The shared connection closes when the last clone (a call still
+        // running) is dropped.
+        self.shared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
     async fn lease_acquire(
         &self,
         key: &str,

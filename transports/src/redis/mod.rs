@@ -2,6 +2,7 @@
 
 mod subscription;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -33,6 +34,9 @@ pub struct RedisTransport {
     client: Client,
     timeout: Duration,
     idle: Mutex<Vec<Connection>>,
+    /// Bumped by [`Transport::close`]: a connection checked out before it
+    /// is closed when its call ends, not pooled.
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for RedisTransport {
@@ -60,6 +64,7 @@ impl RedisTransport {
             client,
             timeout: Duration::from_secs(1),
             idle: Mutex::new(Vec::new()),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -93,6 +98,7 @@ impl RedisTransport {
         &self,
         op: impl FnOnce(&mut Connection) -> RedisResult<T>,
     ) -> Result<T, TransportError> {
+        let generation = self.generation.load(Ordering::SeqCst);
         let pooled = self
             .idle
             .lock()
@@ -104,24 +110,19 @@ impl RedisTransport {
                 .connect()
                 .map_err(|e| TransportError::from_redis(e, self.timeout))?,
         };
-        match op(&mut conn) {
-            Ok(value) => {
-                let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-                if idle.len() < MAX_IDLE {
-                    idle.push(conn);
-                }
-                Ok(value)
-            }
-            Err(e) => {
-                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) {
-                    self.idle
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(conn);
-                }
-                Err(TransportError::from_redis(e, self.timeout))
+        let result = op(&mut conn);
+        let reusable = match &result {
+            Ok(_) => true,
+            Err(e) => e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError),
+        };
+        if reusable {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            // Checked under the pool's lock, which `close` takes too.
+            if idle.len() < MAX_IDLE && self.generation.load(Ordering::SeqCst) == generation {
+                idle.push(conn);
             }
         }
+        result.map_err(|e| TransportError::from_redis(e, self.timeout))
     }
 }
 
@@ -194,6 +195,12 @@ impl Transport for RedisTransport {
 
     fn flush_db(&self) -> Result<(), TransportError> {
         self.with_connection(|c| redis::cmd("FLUSHDB").query::<()>(c))
+    }
+
+    fn close(&self) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        idle.clear();
     }
 
     fn lease_acquire(

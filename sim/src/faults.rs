@@ -46,6 +46,13 @@ pub struct Faults {
     pub controller_crash_at: Option<f64>,
     /// …and comes back (as a new process, empty near cache) after this long.
     pub controller_restart_after: Option<f64>,
+    /// Forged decisions per second, published by an adversary with PUBLISH
+    /// rights and no lease: a random strategy under a random term (small,
+    /// huge, or the largest allowed) and a random source (a made-up name or
+    /// a real instance's id) — never a term and holder the store granted
+    /// together, which only message signing can tell from the real
+    /// controller's decisions.
+    pub forgeries: f64,
 }
 
 impl Default for Faults {
@@ -59,6 +66,7 @@ impl Default for Faults {
             outages: Vec::new(),
             controller_crash_at: None,
             controller_restart_after: None,
+            forgeries: 0.0,
         }
     }
 }

@@ -99,6 +99,8 @@ pub struct Observations {
     pub deliveries: u64,
     /// Deliveries lost to the link.
     pub lost_deliveries: u64,
+    /// Forged decisions the adversary published (`Faults::forgeries`).
+    pub forgeries: u64,
     /// Strategy changes, every instance counted.
     pub switches: u64,
     /// `(seconds, instance, strategy)` for every change.

@@ -26,6 +26,8 @@ struct Lease {
     /// `(term, holder, expires)`.
     held: Option<(u64, String, Instant)>,
     counter: u64,
+    /// Every `(term, holder)` granted (one per election: small).
+    grants: Vec<(u64, String)>,
 }
 
 impl Server {
@@ -35,6 +37,21 @@ impl Server {
             ttl,
             lease: Lease::default(),
         }
+    }
+
+    /// Whether the store ever granted the lease of `term` to `holder`: a
+    /// decision under that pair is the controller's as far as any store
+    /// answer can tell (only signing tells a replay of it apart).
+    pub(crate) fn granted(&self, term: u64, holder: &str) -> bool {
+        self.lease
+            .grants
+            .iter()
+            .any(|(t, h)| *t == term && h == holder)
+    }
+
+    /// The highest term granted so far.
+    pub(crate) fn term_counter(&self) -> u64 {
+        self.lease.counter
     }
 
     /// Runs a lease operation at `now`, as the transports do.
@@ -57,6 +74,7 @@ impl Server {
             (LeaseWrite::Extend, Some((_, _, expires))) => *expires = now + ttl,
             (LeaseWrite::Grant(term), _) => {
                 lease.held = Some((term, call.holder.clone(), now + ttl));
+                lease.grants.push((term, call.holder.clone()));
             }
             (LeaseWrite::Delete, _) => lease.held = None,
             _ => {}

@@ -109,6 +109,8 @@ enum Event {
         node: usize,
     },
     Crash,
+    /// The adversary publishes a forged decision.
+    Forgery,
     Restart,
     Sample,
     ConvergenceCheck {
@@ -331,6 +333,7 @@ impl Sim {
                 );
             }
         }
+        self.schedule_forgery();
         if let Some(at) = self.config.faults.controller_crash_at {
             self.schedule(at_secs(at), Event::Crash);
             if let Some(after) = self.config.faults.controller_restart_after {
@@ -447,6 +450,10 @@ impl Sim {
                     self.nodes[node].instance.subscribed();
                     self.after(node);
                 }
+            }
+            Event::Forgery => {
+                self.forge();
+                self.schedule_forgery();
             }
             Event::Crash => {
                 // The controller of the moment dies, without a word.
@@ -781,34 +788,74 @@ impl Sim {
                 self.obs.decisions += 1;
                 self.obs.decision_bytes += m.payload.len() as u64;
             }
-            let payload: Rc<[u8]> = m.payload.into();
-            for node in 0..self.nodes.len() {
-                let n = &self.nodes[node];
-                if !n.alive || !n.instance.is_subscribed() || self.cut_off(node) {
+            self.deliver_to_all(channel, m.payload.into());
+        }
+    }
+
+    /// Sends one published message to every subscriber, through the links.
+    fn deliver_to_all(&mut self, channel: usize, payload: Rc<[u8]>) {
+        for node in 0..self.nodes.len() {
+            let n = &self.nodes[node];
+            if !n.alive || !n.instance.is_subscribed() || self.cut_off(node) {
+                continue;
+            }
+            let life = n.life;
+            let delays = match self.config.faults.fate(&mut self.rng) {
+                Fate::Drop => {
+                    self.obs.lost_deliveries += 1;
                     continue;
                 }
-                let life = n.life;
-                let delays = match self.config.faults.fate(&mut self.rng) {
-                    Fate::Drop => {
-                        self.obs.lost_deliveries += 1;
-                        continue;
-                    }
-                    Fate::After(d) => [Some(d), None],
-                    Fate::Twice(a, b) => [Some(a), Some(b)],
+                Fate::After(d) => [Some(d), None],
+                Fate::Twice(a, b) => [Some(a), Some(b)],
+            };
+            for delay in delays.into_iter().flatten() {
+                self.obs.deliveries += 1;
+                let payload = Rc::clone(&payload);
+                let deliver = Event::Deliver {
+                    node,
+                    life,
+                    channel,
+                    payload,
                 };
-                for delay in delays.into_iter().flatten() {
-                    self.obs.deliveries += 1;
-                    let payload = Rc::clone(&payload);
-                    let deliver = Event::Deliver {
-                        node,
-                        life,
-                        channel,
-                        payload,
-                    };
-                    self.schedule(self.now + delay, deliver);
-                }
+                self.schedule(self.now + delay, deliver);
             }
         }
+    }
+
+    // ----- the adversary -----
+
+    fn schedule_forgery(&mut self) {
+        let rate = self.config.faults.forgeries;
+        if rate > 0.0 && rate.is_finite() {
+            let gap = self.rng.exponential(1e9 / rate) as u64;
+            self.schedule(self.now + Duration::from_nanos(gap.max(1)), Event::Forgery);
+        }
+    }
+
+    /// Publishes a decision no controller made, under a term and source the
+    /// store never granted together.
+    fn forge(&mut self) {
+        let strategy = Strategy::ALL[self.rng.below(Strategy::ALL.len() as u64) as usize];
+        let live_term = self.server.term_counter();
+        let term = match self.rng.below(4) {
+            0 => aci_core::MAX_TERM,
+            1 => 1 + self.rng.below(aci_core::MAX_TERM),
+            _ => 1 + self.rng.below(live_term + 5),
+        };
+        let source = if self.rng.chance(0.5) {
+            let n = self.rng.below(self.nodes.len() as u64) as usize;
+            self.nodes[n].instance.settings().instance_id().to_owned()
+        } else {
+            format!("mallory-{}", self.rng.below(1000))
+        };
+        if self.server.granted(term, &source) {
+            return;
+        }
+        self.obs.forgeries += 1;
+        let payload = format!(
+            r#"{{"action": "strategy_update", "strategy": "{strategy}", "write_rate": 0.0, "timestamp": 1.0, "source": "{source}", "term": {term}}}"#
+        );
+        self.deliver_to_all(STRATEGY, payload.into_bytes().into());
     }
 
     // ----- timers, strategies, agreement -----

@@ -1,26 +1,16 @@
 //! The invariants of DESIGN.md, checked by the simulator on every read, every
 //! decision and every sample, over random seeds, fleets, workloads and faults.
 //!
-//! A failure prints `SIM_SEED=…`; `SIM_SEED=… cargo test -p aci-sim --test
-//! properties replay` runs that seed through every scenario. Set
-//! `PROPTEST_CASES` for a longer sweep (the default keeps the run short).
+//! A case of `invariants_hold` is one number, from which its whole
+//! configuration is drawn; a failure prints the command that replays it
+//! exactly (`SIM_SEED=… cargo test -p aci-sim --test properties replay`).
+//! Set `PROPTEST_CASES` for a longer sweep (the default keeps the run short).
 
 use aci_core::Duration;
 use aci_sim::faults::Outage;
 use aci_sim::scenario::{self, Scenario};
-use aci_sim::{Policy, Sim, SimConfig};
+use aci_sim::{Observations, Policy, Sim, SimConfig};
 use proptest::prelude::*;
-
-fn scenario() -> impl proptest::strategy::Strategy<Value = Scenario> {
-    prop::sample::select(Scenario::ALL.iter().map(|(s, _)| *s).collect::<Vec<_>>())
-}
-
-fn policy() -> impl proptest::strategy::Strategy<Value = Policy> {
-    prop_oneof![
-        4 => Just(Policy::Adaptive),
-        1 => prop::sample::select(aci_core::Strategy::ALL.to_vec()).prop_map(Policy::Fixed),
-    ]
-}
 
 #[derive(Clone, Debug)]
 struct Knobs {
@@ -35,41 +25,45 @@ struct Knobs {
     policy: Policy,
 }
 
-fn knobs() -> impl proptest::strategy::Strategy<Value = Knobs> {
-    (
-        scenario(),
-        any::<u64>(),
-        2usize..6,
-        30u64..120,
-        prop_oneof![3 => Just(0.0), 1 => 0.0f64..0.1],
-        prop_oneof![3 => Just(0.0), 1 => 0.0f64..0.05],
-        1u64..20,
-        prop::option::of((0usize..6, 0u64..60, 1u64..20)),
-        policy(),
-    )
-        .prop_map(
-            |(
-                scenario,
-                seed,
-                instances,
-                seconds,
-                loss,
-                duplication,
-                latency_max_ms,
-                outage,
-                policy,
-            )| Knobs {
-                scenario,
-                seed,
-                instances,
-                seconds,
-                loss,
-                duplication,
-                latency_max_ms,
-                outage,
-                policy,
-            },
-        )
+/// The whole configuration of a case, drawn from one number: a failure's
+/// `SIM_SEED` replays it exactly (`replay` below).
+fn knobs(case: u64) -> Knobs {
+    let mut rng = aci_sim::rng::SimRng::new(case);
+    let scenarios = Scenario::ALL;
+    let scenario = scenarios[rng.below(scenarios.len() as u64) as usize].0;
+    let unit_below = |p: f64, max: f64, rng: &mut aci_sim::rng::SimRng| {
+        if rng.chance(p) {
+            rng.unit() * max
+        } else {
+            0.0
+        }
+    };
+    let loss = unit_below(0.25, 0.1, &mut rng);
+    let duplication = unit_below(0.25, 0.05, &mut rng);
+    let policy = if rng.chance(0.8) {
+        Policy::Adaptive
+    } else {
+        let all = aci_core::Strategy::ALL;
+        Policy::Fixed(all[rng.below(all.len() as u64) as usize])
+    };
+    Knobs {
+        scenario,
+        seed: rng.next_u64(),
+        instances: 2 + rng.below(4) as usize,
+        seconds: 30 + rng.below(90),
+        loss,
+        duplication,
+        latency_max_ms: 1 + rng.below(19),
+        outage: rng
+            .chance(0.5)
+            .then(|| (rng.below(6) as usize, rng.below(60), 1 + rng.below(19))),
+        policy,
+    }
+}
+
+/// How to replay a failed case.
+fn replay_line(case: u64) -> String {
+    format!("replay with: SIM_SEED={case} cargo test -p aci-sim --test properties replay -- --nocapture")
 }
 
 fn config(k: &Knobs) -> SimConfig {
@@ -103,15 +97,42 @@ proptest! {
     /// local_ttl after a possible loss; the fill race never caches an old
     /// value; the fleet follows the controller; memory within its bounds).
     #[test]
-    fn invariants_hold(k in knobs()) {
-        let c = config(&k);
-        let obs = Sim::new(c).and_then(|s| s.run(|_| {})).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    fn invariants_hold(case in any::<u64>()) {
+        let k = knobs(case);
+        let obs = run_case(&k).map_err(|e| TestCaseError::fail(format!("{e}; {}", replay_line(case))))?;
         prop_assert!(
             obs.violation_count == 0,
-            "SIM_SEED={} ({:?}): {} violations, first: {:#?}",
-            k.seed, k, obs.violation_count, obs.violations.first()
+            "{} ({:?}): {} violations, first: {:#?}",
+            replay_line(case), k, obs.violation_count, obs.violations.first()
         );
         prop_assert!(obs.writes_acked > 0 || k.seconds < 5);
+    }
+
+    /// An adversary with PUBLISH rights floods the strategy channel with
+    /// decisions under random terms and sources: a fleet the write rate
+    /// keeps in eager stays in eager, and the invariants hold.
+    #[test]
+    fn forged_decisions_do_not_steer_the_fleet(
+        seed in any::<u64>(),
+        instances in 2usize..6,
+        forgeries in 0.5f64..20.0,
+        loss in prop_oneof![Just(0.0), 0.0f64..0.05],
+    ) {
+        let mut c = scenario::config(Scenario::FollowerLoad, seed, instances, Duration::from_secs(60));
+        c.workload.writes = aci_sim::workload::Shape::Constant(200.0);
+        c.workload.reads = aci_sim::workload::Shape::Constant(100.0);
+        c.faults.forgeries = forgeries;
+        c.faults.loss = loss;
+        let obs = Sim::new(c).and_then(|s| s.run(|_| {})).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(obs.forgeries > 10, "SIM_SEED={seed}: {} forgeries", obs.forgeries);
+        prop_assert!(obs.violation_count == 0, "SIM_SEED={seed}: {:#?}", obs.violations.first());
+        for sample in obs.samples.iter().filter(|s| s.t >= 20.0) {
+            prop_assert!(
+                sample.strategies.iter().all(|s| s.is_none_or(|s| s == aci_core::Strategy::Eager)),
+                "SIM_SEED={seed}: steered out of eager at {} s: {:?} ({} forgeries)",
+                sample.t, sample.strategies, obs.forgeries
+            );
+        }
     }
 
     /// The controller dies without releasing its lease: another instance is
@@ -218,22 +239,34 @@ fn adaptivity_is_between_the_fixed_strategies() {
     }
 }
 
+fn run_case(k: &Knobs) -> Result<Observations, aci_sim::SimError> {
+    Sim::new(config(k)).and_then(|s| s.run(|_| {}))
+}
+
+/// `SIM_SEED=<case>` replays the whole configuration a failed
+/// `invariants_hold` case drew, and prints what it observed.
 #[test]
 fn replay() {
-    let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) else {
+    let Some(case) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) else {
+        println!("replay: SIM_SEED is not set; nothing to replay");
         return;
     };
-    for (s, name) in Scenario::ALL {
-        let obs = Sim::new(scenario::config(s, seed, 5, Duration::from_secs(120)))
-            .unwrap()
-            .run(|_| {})
-            .unwrap();
-        println!(
-            "{name}: {} violations {:#?}",
-            obs.violation_count, obs.violations
-        );
-        assert_eq!(obs.violation_count, 0, "{name}");
-    }
+    let k = knobs(case);
+    println!("case {case}: {k:#?}");
+    let obs = run_case(&k).unwrap();
+    println!("{} violations {:#?}", obs.violation_count, obs.violations);
+    assert_eq!(obs.violation_count, 0, "{k:?}");
+}
+
+#[test]
+fn a_case_is_one_number() {
+    // The replay is exact only if the drawn configuration is a function of
+    // the case number alone.
+    let (a, b) = (knobs(42), knobs(42));
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    assert_ne!(format!("{a:?}"), format!("{:?}", knobs(43)));
+    let (x, y) = (run_case(&a).unwrap(), run_case(&b).unwrap());
+    assert_eq!(x.trace_hash, y.trace_hash);
 }
 
 #[test]

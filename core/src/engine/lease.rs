@@ -24,15 +24,19 @@
 //! - **A newer term is verified, not believed.** Anyone who can publish on
 //!   the channel can write any term, so a decision whose term and source the
 //!   store has not confirmed is held while the instance asks the store who
-//!   holds the lease (see [`verify`](super::verify)); it is applied if the
-//!   store names its sender under its term, and rejected
+//!   holds the lease: a [`Role::Auto`] instance sends early the lease
+//!   request it sends every interval anyway, a forced follower sends
+//!   [`LeaseOp::Query`]; at most one such request per `controller_interval`,
+//!   and only an answer to a request sent after the decision was heard
+//!   counts. The decision is applied if the store names its sender under
+//!   its term, and rejected
 //!   ([`RejectReason::UnconfirmedTerm`]) otherwise. Nobody steps down on a
 //!   heard term: only the store's answers depose a holder. A term heard on
 //!   the channel never raises the floor a candidate asks the store for.
 //! - A controller not heard from for `lease_ttl + controller_interval` is
 //!   forgotten, so a store that lost its counter (restarted empty) cannot
 //!   lock followers out: its new, lower terms are verified like any other.
-//! - Terms are `1..=`[`MAX_TERM`](crate::MAX_TERM) everywhere: in messages,
+//! - Terms are `1..=`[`MAX_TERM`] everywhere: in messages,
 //!   in the stores' scripts, and in the answers the engine accepts.
 //!
 //! The engine does no I/O: it asks for lease operations with
@@ -64,7 +68,7 @@ pub enum LeaseOp {
     /// forged terms) is repaired: the grant is then `min_term + 1`.
     Acquire {
         /// The highest term the store has confirmed to this instance (below
-        /// [`MAX_TERM`](crate::MAX_TERM)): the new term must exceed it.
+        /// [`MAX_TERM`]): the new term must exceed it.
         min_term: u64,
     },
     /// If `holder` holds the lease in `term`: extend it by `ttl`. Answer who
@@ -389,10 +393,10 @@ impl Engine {
         }
     }
 
-    /// Whether a received decision may be applied now (`Ok(true)`), waits
-    /// for the store to confirm its term (`Ok(false)`: see
-    /// [`verify`](super::verify)), or is rejected (counted). A heard term
-    /// never makes this instance step down: only the store's answers do.
+    /// Whether a received decision is applied now, waits for the store to
+    /// confirm its term (`Handled::DecisionVerifying`), or is rejected
+    /// (counted). A heard term never makes this instance step down: only
+    /// the store's answers do.
     pub(crate) fn judge_decision(
         &mut self,
         now: Instant,

@@ -7,15 +7,19 @@ use aci_core::{Strategy, SwitchRecord};
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Reads (`get` calls).
+    /// Reads: `get` calls that looked at the near cache (`cache_hits +
+    /// cache_misses`). Calls refused with `Error::Stopped` are not reads.
     pub total_reads: u64,
     /// Reads answered from the near cache.
     pub cache_hits: u64,
-    /// Reads that went to Redis (or waited for a read of the same key already going).
+    /// Reads the near cache could not answer: they went to Redis, or waited
+    /// for a read of the same key already going. A reader whose shared read
+    /// was abandoned by its leader looks again and counts again.
     pub cache_misses: u64,
     /// Reads that failed (returned as errors, or as misses with `miss_on_error`).
     pub read_errors: u64,
-    /// Writes (`set` calls that reached the engine).
+    /// Writes Redis acknowledged (`set`, `set_with_ttl`). A write whose
+    /// `SET` failed or timed out is not counted here, nor in the write rate.
     pub total_writes: u64,
     /// The strategy in force.
     pub current_strategy: Strategy,
@@ -43,17 +47,24 @@ pub struct Stats {
     pub strategy_switches: Vec<SwitchRecord>,
     /// Every switch ever made.
     pub total_switches: u64,
-    /// Invalidation messages published.
+    /// Invalidation messages Redis acknowledged publishing: one per eager
+    /// write or delete, one per batch. A message in a pipeline whose write
+    /// failed is not counted.
     pub invalidations_sent: u64,
-    /// Strategy decisions published.
+    /// Strategy decisions Redis acknowledged publishing.
     pub decisions_sent: u64,
-    /// Messages accepted from other instances.
+    /// Messages accepted from other instances (invalidations, decisions,
+    /// rate reports), our own echoes excluded.
     pub messages_received: u64,
-    /// Messages rejected, by reason.
+    /// Messages rejected, by reason (each also logged at `warn`); a decision
+    /// whose term Redis did not confirm counts under `unconfirmed_term`.
     pub rejected: RejectCounts,
-    /// Times the whole near cache was dropped.
+    /// Times the whole near cache was dropped: on losing a subscription that
+    /// was up (once per loss, not per failed attempt to resubscribe), on
+    /// tightening from `ttl`, on an invalidation too large to read.
     pub full_drops: u64,
-    /// Times the subscription was lost.
+    /// Times a subscription that was up was lost (failed attempts to
+    /// resubscribe are not counted again).
     pub subscription_losses: u64,
     /// Whether the subscription is up (and the near cache in use).
     pub subscribed: bool,

@@ -181,7 +181,7 @@ pub struct Stats {
     pub cache_hits: u64,
     /// Reads that went to Redis.
     pub cache_misses: u64,
-    /// Writes handled.
+    /// Writes the driver reported acknowledged (`handle_write_acknowledged`).
     pub total_writes: u64,
     /// The strategy in force.
     pub current_strategy: Strategy,
@@ -217,11 +217,13 @@ pub struct Stats {
     pub total_switches: u64,
     /// The latest switches, oldest first (at most [`SWITCH_HISTORY`]).
     pub switches: heapless::Deque<SwitchRecord, SWITCH_HISTORY>,
-    /// Invalidation messages published.
+    /// Invalidation messages handed to the driver to publish (the engine
+    /// cannot know whether the publish succeeded; the `aci-cache` stats
+    /// count those Redis acknowledged).
     pub invalidations_sent: u64,
     /// Keys carried by published invalidations.
     pub keys_sent: u64,
-    /// Strategy decisions published.
+    /// Strategy decisions handed to the driver to publish.
     pub decisions_sent: u64,
     /// Messages accepted from other instances.
     pub messages_received: u64,

@@ -4,7 +4,8 @@
 //! the same run, so ratios survive a noisy machine:
 //! - tracker: bucket ring vs a deque of timestamps (the original's design);
 //! - controller tick at 0 to 1M writes/s vs the original's trim-and-count;
-//! - decode: ours vs `serde_json::Value`.
+//! - decode: ours vs `serde_json::Value`;
+//! - auth: HMAC-SHA256 seal and verify vs the decode they guard.
 #![allow(
     missing_docs,
     reason = "criterion's macros generate undocumented items"
@@ -13,7 +14,7 @@
 use std::collections::VecDeque;
 use std::hint::black_box;
 
-use aci_core::wire::{decode, encode_invalidation, Limits};
+use aci_core::wire::{decode, encode_invalidation, Limits, MessageKey, Signer};
 use aci_core::{Config, Duration, Engine, Instant, RateTracker, Role, Strategy};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
@@ -228,5 +229,41 @@ fn wire(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, tracker, handle_write, controller_tick, wire);
+/// Message authentication beside the decode it guards, in the same run:
+/// sealing a 1-key invalidation, verifying it, and decoding it.
+fn auth(c: &mut Criterion) {
+    let mut g = c.benchmark_group("auth");
+    let key = MessageKey::new(b"a 32-byte secret from the vault!").expect("valid key");
+    let signer = Signer::new(&[key]).expect("one key");
+    let mut plain: heapless::Vec<u8, 1024> = heapless::Vec::new();
+    let mut sink = Vec::new();
+    let _ = encode_invalidation(
+        &mut sink,
+        ["user:42:profile"],
+        Strategy::Eager,
+        1_795_689_266.476_355_6,
+        "d0a44428e335",
+    );
+    plain.extend_from_slice(&sink).expect("fits");
+    let mut sealed = plain.clone();
+    signer.seal(&mut sealed, 0).expect("fits");
+    let limits = Limits::default();
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("decode_1_key", |b| {
+        b.iter(|| black_box(decode(black_box(&plain), limits).is_ok()))
+    });
+    g.bench_function("verify_1_key", |b| {
+        b.iter(|| black_box(signer.verify(black_box(&sealed)).is_ok()))
+    });
+    g.bench_function("seal_1_key", |b| {
+        b.iter_batched_ref(
+            || plain.clone(),
+            |m| black_box(signer.seal(m, 0).is_ok()),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, tracker, handle_write, controller_tick, wire, auth);
 criterion_main!(benches);

@@ -188,6 +188,15 @@ impl Builder {
         accept_termless_decisions: bool
     );
     forward!(
+        /// Adds a shared secret (16 to 64 bytes) for message authentication:
+        /// every message published ends with an HMAC-SHA256 tag made with
+        /// the first key, and messages without a tag valid under one of the
+        /// keys are rejected (counted as `unsigned` / `bad_signature`).
+        /// Call again to add a key for rotation. A signed fleet is a
+        /// Rust-only fleet: the Python original cannot sign.
+        message_key: &[u8]
+    );
+    forward!(
         /// Largest Pub/Sub payload sent or accepted (default 32 KiB).
         max_message_bytes: usize
     );

@@ -13,6 +13,7 @@ use core::fmt::Write as _;
 use crate::config_error::ConfigError;
 use crate::strategy::Role;
 use crate::time::Duration;
+use crate::wire::{MessageKey, MAX_MESSAGE_KEYS};
 
 /// Longest channel prefix accepted, in bytes.
 pub const PREFIX_MAX_BYTES: usize = 32;
@@ -53,6 +54,7 @@ pub struct Config {
     pub(crate) strategy_channel: Name,
     pub(crate) key_prefix: Name,
     pub(crate) lease_key: Name,
+    pub(crate) message_keys: heapless::Vec<MessageKey, MAX_MESSAGE_KEYS>,
 }
 
 impl Default for Config {
@@ -147,6 +149,15 @@ impl Config {
     pub fn channel_prefix(&self) -> &str {
         &self.channel_prefix
     }
+    /// The message authentication keys, the signing one first (their
+    /// `Debug` is redacted).
+    pub fn message_keys(&self) -> &[MessageKey] {
+        &self.message_keys
+    }
+    /// Whether messages are signed and must be (a key is set).
+    pub fn signs_messages(&self) -> bool {
+        !self.message_keys.is_empty()
+    }
     /// Namespace, if any.
     pub fn namespace(&self) -> Option<&str> {
         self.namespace.as_deref()
@@ -215,6 +226,9 @@ pub struct ConfigBuilder {
     max_message_keys: usize,
     channel_prefix: heapless::String<PREFIX_MAX_BYTES>,
     namespace: Option<heapless::String<NAMESPACE_MAX_BYTES>>,
+    message_keys: heapless::Vec<MessageKey, MAX_MESSAGE_KEYS>,
+    /// Set when a key was too short, too long, or one too many.
+    bad_message_key: bool,
     /// Set when a string parameter did not fit; reported by `build`.
     overlong: Option<&'static str>,
 }
@@ -258,6 +272,8 @@ impl ConfigBuilder {
             max_message_keys: 1000,
             channel_prefix: prefix,
             namespace: None,
+            message_keys: heapless::Vec::new(),
+            bad_message_key: false,
             overlong: None,
         }
     }
@@ -364,6 +380,30 @@ impl ConfigBuilder {
         self
     }
 
+    /// Adds a shared secret for message authentication (16 to 64 bytes; at
+    /// most [`MAX_MESSAGE_KEYS`]). With any key set, every message this
+    /// instance publishes ends with an HMAC-SHA256 tag made with the
+    /// **first** key, and a message without a tag valid under **some** key
+    /// is rejected and counted (`unsigned`, `bad_signature`). Rotate by deploying
+    /// `[old, new]`, then `[new, old]`, then `[new]`. See
+    /// [`wire::sign`](crate::wire::sign). The Python original cannot sign: a
+    /// signed fleet is a Rust-only fleet.
+    ///
+    /// ```
+    /// use aci_core::Config;
+    /// let config = Config::builder().message_key(b"a 32-byte secret from a vault!!!").build()?;
+    /// assert!(config.signs_messages());
+    /// assert!(Config::builder().message_key(b"short").build().is_err());
+    /// # Ok::<(), aci_core::ConfigError>(())
+    /// ```
+    pub fn message_key(mut self, key: &[u8]) -> Self {
+        match MessageKey::new(key) {
+            Some(key) if self.message_keys.push(key.clone()).is_ok() => {}
+            _ => self.bad_message_key = true,
+        }
+        self
+    }
+
     /// Checks every rule and returns the configuration, or the first broken rule.
     ///
     /// Rules: thresholds finite and non-negative with `low_threshold <
@@ -375,6 +415,12 @@ impl ConfigBuilder {
     /// names within their length caps and free of control characters.
     pub fn build(self) -> Result<Config, ConfigError> {
         crate::config_error::validate(&self.view())?;
+        if self.bad_message_key {
+            return Err(ConfigError::OutOfRange {
+                field: "message_key",
+                rule: "must be 16 to 64 bytes, at most 4 keys",
+            });
+        }
         let local_ttl = self.local_ttl.unwrap_or(self.default_ttl);
         let (invalidation_channel, strategy_channel, key_prefix, lease_key) =
             derive_names(&self.channel_prefix, self.namespace.as_deref());
@@ -399,6 +445,7 @@ impl ConfigBuilder {
             strategy_channel,
             key_prefix,
             lease_key,
+            message_keys: self.message_keys,
         })
     }
 

@@ -49,11 +49,15 @@ pub enum RejectReason {
     /// none, when asked after the decision arrived (forged, or replaced by a
     /// later one before the store answered).
     UnconfirmedTerm,
+    /// Messages are signed (`message_key`) and this one carries no tag.
+    Unsigned,
+    /// Messages are signed and this one's tag matches no configured key.
+    BadSignature,
 }
 
 impl RejectReason {
     /// Number of reasons.
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 17;
     /// Every reason, in counter order.
     pub const ALL: [RejectReason; Self::COUNT] = [
         RejectReason::TooLarge,
@@ -71,6 +75,8 @@ impl RejectReason {
         RejectReason::NotTheController,
         RejectReason::NoTerm,
         RejectReason::UnconfirmedTerm,
+        RejectReason::Unsigned,
+        RejectReason::BadSignature,
     ];
 
     /// A short snake_case name, for logs and metrics labels.
@@ -91,6 +97,8 @@ impl RejectReason {
             RejectReason::NotTheController => "not_the_controller",
             RejectReason::NoTerm => "no_term",
             RejectReason::UnconfirmedTerm => "unconfirmed_term",
+            RejectReason::Unsigned => "unsigned",
+            RejectReason::BadSignature => "bad_signature",
         }
     }
 }

@@ -47,11 +47,12 @@ pub struct Faults {
     /// …and comes back (as a new process, empty near cache) after this long.
     pub controller_restart_after: Option<f64>,
     /// Forged decisions per second, published by an adversary with PUBLISH
-    /// rights and no lease: a random strategy under a random term (small,
-    /// huge, or the largest allowed) and a random source (a made-up name or
-    /// a real instance's id) — never a term and holder the store granted
-    /// together, which only message signing can tell from the real
-    /// controller's decisions.
+    /// rights and no lease: a random strategy from a made-up source under
+    /// any term (small, huge, the largest allowed), or from a real
+    /// instance's id under a term already granted to another. Never a term
+    /// and holder the store granted together, nor a real id under a term
+    /// not granted yet (it may be that instance's next grant): only message
+    /// signing tells those from the controller's own decisions.
     pub forgeries: f64,
 }
 

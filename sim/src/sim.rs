@@ -842,11 +842,15 @@ impl Sim {
             1 => 1 + self.rng.below(aci_core::MAX_TERM),
             _ => 1 + self.rng.below(live_term + 5),
         };
-        let source = if self.rng.chance(0.5) {
+        let (term, source) = if self.rng.chance(0.5) {
+            // A real instance's id under a term already granted to another
+            // (or none): a future term could turn out to be its own next
+            // grant, which only signing tells apart.
             let n = self.rng.below(self.nodes.len() as u64) as usize;
-            self.nodes[n].instance.settings().instance_id().to_owned()
+            let id = self.nodes[n].instance.settings().instance_id().to_owned();
+            (1 + self.rng.below(live_term.max(1)), id)
         } else {
-            format!("mallory-{}", self.rng.below(1000))
+            (term, format!("mallory-{}", self.rng.below(1000)))
         };
         if self.server.granted(term, &source) {
             return;

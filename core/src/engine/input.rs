@@ -9,8 +9,8 @@ use crate::stats::{RejectReason, SwitchCause};
 use crate::strategy::{Role, Strategy};
 use crate::time::Instant;
 use crate::wire::{
-    decode, escaped_len, DecodeError, Invalidation, Message, RateReport, StrategyUpdate,
-    MAX_ESCAPE_PER_BYTE,
+    decode, escaped_len, DecodeError, Invalidation, Message, RateReport, SignatureError,
+    StrategyUpdate, MAX_ESCAPE_PER_BYTE,
 };
 
 impl Engine {
@@ -136,6 +136,17 @@ impl Engine {
         let on_invalidation = channel == self.config.invalidation_channel();
         if !on_invalidation && channel != self.config.strategy_channel() {
             return Err(self.reject(RejectReason::WrongChannel, None, false));
+        }
+        if let Some(signer) = self.outbox.signer() {
+            if let Err(e) = signer.verify(payload) {
+                // Not dropping anything: an unsigned message proves nothing,
+                // and must not let its sender empty our near cache.
+                let reason = match e {
+                    SignatureError::Missing => RejectReason::Unsigned,
+                    SignatureError::Invalid => RejectReason::BadSignature,
+                };
+                return Err(self.reject(reason, None, false));
+            }
         }
         let message = match decode(payload, self.limits) {
             Ok(message) => message,

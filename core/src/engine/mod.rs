@@ -86,7 +86,7 @@ use crate::rate::{RateTracker, DEFAULT_BUCKETS};
 use crate::stats::{Stats, SwitchCause, SwitchRecord};
 use crate::strategy::{Role, Strategy};
 use crate::time::{Instant, MonotonicClamp};
-use crate::wire::{escaped_len, invalidation_len_bound, Limits};
+use crate::wire::{escaped_len, invalidation_len_bound, Limits, Signer, SIGNATURE_BYTES};
 use lease::Election;
 use output::Outbox;
 use peers::Peers;
@@ -125,7 +125,8 @@ pub struct Engine {
 /// Encoded lengths fixed for the engine's life, kept off the write path.
 #[derive(Clone, Copy, Debug)]
 struct Lengths {
-    /// An invalidation with no keys, at its longest (strategy name, timestamp).
+    /// An invalidation with no keys, at its longest (strategy name,
+    /// timestamp, and the signature when messages are signed).
     envelope: usize,
     /// The namespace prefix, escaped, without quotes: added to every key.
     prefix_json: usize,
@@ -146,8 +147,10 @@ impl Engine {
                 rule: "must be 1 to 64 bytes without control characters",
             });
         }
+        let signer = Signer::new(config.message_keys());
+        let signature = if signer.is_some() { SIGNATURE_BYTES } else { 0 };
         let lengths = Lengths {
-            envelope: invalidation_len_bound(0, &id),
+            envelope: invalidation_len_bound(0, &id) + signature,
             prefix_json: escaped_len(config.key_prefix()) - 2,
         };
         Ok(Engine {
@@ -166,7 +169,7 @@ impl Engine {
             timers: Timers::default(),
             clock: MonotonicClamp::new(),
             wall: None,
-            outbox: Outbox::new(),
+            outbox: Outbox::new(signer),
             stats: Stats::default(),
             peers: Peers::default(),
             election: Election::default(),

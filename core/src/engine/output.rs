@@ -7,7 +7,7 @@ use crate::config::MESSAGE_BYTES_CAP;
 use crate::stats::{Stats, SwitchRecord};
 use crate::strategy::Strategy;
 use crate::time::{Duration, Instant};
-use crate::wire::{encode_invalidation_prefixed, encode_strategy_update, Overflow, Sink};
+use crate::wire::{encode_invalidation_prefixed, encode_strategy_update, Overflow, Signer, Sink};
 
 /// Bytes of encoded payloads the outbox holds: one message of the largest
 /// size plus room for decisions.
@@ -49,16 +49,24 @@ pub(crate) struct Outbox {
     inbound: heapless::Vec<u8, INBOUND_BYTES>,
     /// A whole-cache drop is never lost to a full queue: it waits here.
     drop_all: Option<DropReason>,
+    /// Signs every payload when message keys are configured.
+    signer: Option<Signer>,
 }
 
 impl Outbox {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(signer: Option<Signer>) -> Self {
         Outbox {
             queue: heapless::Deque::new(),
             payloads: heapless::Vec::new(),
             inbound: heapless::Vec::new(),
             drop_all: None,
+            signer,
         }
+    }
+
+    /// The signer, when messages are signed.
+    pub(crate) fn signer(&self) -> Option<&Signer> {
+        self.signer.as_ref()
     }
 
     /// Reclaims the buffers once every effect borrowing them has been drained.
@@ -97,7 +105,11 @@ impl Outbox {
             return Err(Overflow);
         }
         let start = self.payloads.len();
-        if write(&mut self.payloads).is_err() {
+        let sealed = |payloads: &mut heapless::Vec<u8, OUTBOX_BYTES>, signer: Option<&Signer>| {
+            write(payloads)?;
+            signer.map_or(Ok(()), |s| s.seal(payloads, start))
+        };
+        if sealed(&mut self.payloads, self.signer.as_ref()).is_err() {
             self.payloads.truncate(start);
             return Err(Overflow);
         }

@@ -19,6 +19,7 @@ mod error;
 mod escape;
 mod number;
 mod scan;
+pub mod sign;
 mod sink;
 
 pub use decode::{
@@ -33,4 +34,5 @@ pub use error::DecodeError;
 pub(crate) use escape::MAX_ESCAPE_PER_BYTE;
 pub use escape::{escaped_len, write_escaped, JsonStr, Unescape};
 pub use number::Number;
+pub use sign::{MessageKey, SignatureError, Signer, MAX_MESSAGE_KEYS, SIGNATURE_BYTES};
 pub use sink::{Overflow, Sink};

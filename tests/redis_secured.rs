@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use aci_cache::{AdaptiveCache, Builder, RejectReason, Strategy};
 use redis::Commands;
-use support::{can_kill_servers, eventually, raw, RedisServer};
+use support::{eventually, raw, RedisServer};
 
 const KEY: &[u8] = b"a 32-byte secret from the vault!";
 
@@ -46,10 +46,9 @@ fn member(url: &str, id: &str) -> AdaptiveCache<aci_cache::transports::RedisTran
 
 #[test]
 fn a_confined_signed_fleet_works_and_rejects_unsigned_messages() {
-    if !can_kill_servers() {
-        println!(
-            "SKIPPED: REDIS_URL is set; this test configures ACL users on a server of its own"
-        );
+    if support::skip_without_own_servers(
+        "a_confined_signed_fleet_works_and_rejects_unsigned_messages",
+    ) {
         return;
     }
     let server = RedisServer::start();

@@ -82,7 +82,7 @@ fn tls_client(port: u16, ca: &Path) -> redis::Client {
 
 #[test]
 fn caches_work_over_tls() {
-    if !support::can_kill_servers() {
+    if support::skip_without_own_servers("caches_work_over_tls") {
         return;
     }
     let Some(dir) = make_certificates() else {

@@ -14,7 +14,7 @@ use aci_cache::transports::{
 use aci_cache::{AdaptiveCache, AsyncAdaptiveCache, Builder, Error};
 use bytes::Bytes;
 use redis::Commands;
-use support::{can_kill_servers, eventually, raw, RedisServer};
+use support::{eventually, raw, RedisServer};
 
 fn memory_cache(transport: MemoryTransport) -> AdaptiveCache<MemoryTransport> {
     Builder::new()
@@ -179,8 +179,7 @@ fn clients(conn: &mut redis::Connection) -> usize {
 #[test]
 fn stop_closes_every_connection_pooled_ones_included() {
     // Finding 5, on a server of this test's own so that counts are exact.
-    if !can_kill_servers() {
-        println!("SKIPPED: REDIS_URL is set; this test needs a server of its own");
+    if support::skip_without_own_servers("stop_closes_every_connection_pooled_ones_included") {
         return;
     }
     let server = RedisServer::start();
@@ -211,8 +210,7 @@ fn stop_closes_every_connection_pooled_ones_included() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_stop_closes_every_connection() {
-    if !can_kill_servers() {
-        println!("SKIPPED: REDIS_URL is set; this test needs a server of its own");
+    if support::skip_without_own_servers("async_stop_closes_every_connection") {
         return;
     }
     let server = RedisServer::start();

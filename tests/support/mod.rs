@@ -172,6 +172,26 @@ pub fn can_kill_servers() -> bool {
     std::env::var("REDIS_URL").is_err()
 }
 
+/// True (and says so where CI reads it) when `REDIS_URL` points at a server
+/// the tests must not kill, restart or reconfigure: the calling test skips.
+pub fn skip_without_own_servers(test: &str) -> bool {
+    if can_kill_servers() {
+        return false;
+    }
+    skip(
+        test,
+        "REDIS_URL is set; this test needs a redis-server of its own",
+    );
+    true
+}
+
+/// Reports a skipped test on the process's stderr directly: the test
+/// harness captures `println!`/`eprintln!` of passing tests, not this.
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
 /// A namespace no other test uses, so tests sharing a server stay apart.
 pub fn unique_namespace(name: &str) -> String {
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

@@ -39,6 +39,7 @@ mod near;
 mod settings;
 mod stats;
 mod subscription_guard;
+mod sync;
 
 pub use aci_core;
 pub use aci_core::{

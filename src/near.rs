@@ -21,9 +21,8 @@
 //! Time is an argument, as in the engine: the blocking and async caches pass
 //! the OS's coarse clock (see `clock.rs`), the simulator its virtual one.
 
+use crate::sync::{lock, AtomicBool, AtomicU64, Mutex, Ordering};
 use aci_core::{Duration, Instant};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
 use quick_cache::sync::Cache;
@@ -228,11 +227,6 @@ impl NearCache {
             expires: now + self.ttl,
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A counter cannot be left half-updated: recover from poisoning.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn stripe_of(key: &str) -> usize {

@@ -11,7 +11,9 @@ use std::time::Duration;
 use aci_cache::transports::{
     MemoryTransport, Outgoing, Received, Subscription, Transport, TransportError,
 };
-use aci_cache::{AdaptiveCache, AsyncAdaptiveCache, Builder, Error};
+#[cfg(feature = "tokio")]
+use aci_cache::AsyncAdaptiveCache;
+use aci_cache::{AdaptiveCache, Builder, Error};
 use bytes::Bytes;
 use redis::Commands;
 use support::{eventually, raw, RedisServer};
@@ -45,6 +47,7 @@ fn after_stop_every_call_that_reaches_redis_fails_typed_until_start() {
     assert_eq!(cache.get_string("k").unwrap().as_deref(), Some("v"));
 }
 
+#[cfg(feature = "tokio")]
 #[tokio::test]
 async fn after_stop_the_async_cache_fails_typed_until_start() {
     let cache = Builder::new()
@@ -66,6 +69,7 @@ async fn after_stop_the_async_cache_fails_typed_until_start() {
     assert_eq!(cache.get_string("k").await.unwrap().as_deref(), Some("v"));
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn a_runtime_that_shuts_down_takes_the_near_cache_with_it() {
     // Finding 7: the task holding the subscription is dropped with its
@@ -208,6 +212,7 @@ fn stop_closes_every_connection_pooled_ones_included() {
     let _: () = admin.set("probe", "x").unwrap();
 }
 
+#[cfg(feature = "tokio")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_stop_closes_every_connection() {
     if support::skip_without_own_servers("async_stop_closes_every_connection") {

@@ -15,8 +15,6 @@
 //!   one of them leads the next read.
 
 use std::collections::HashMap;
-use std::sync::atomic::{fence, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use aci_transports::TransportError;
 use bytes::Bytes;
@@ -24,9 +22,10 @@ use compact_str::CompactString;
 use event_listener::{Event, EventListener};
 
 use crate::near::FillToken;
+use crate::sync::{fence, lock, Arc, Mutex, Ordering, SetOnce};
 
 /// What a shared read ended with.
-pub(crate) type Outcome = Result<Option<Bytes>, Arc<TransportError>>;
+pub(crate) type Outcome = Result<Option<Bytes>, std::sync::Arc<TransportError>>;
 
 /// How a flight ended.
 #[derive(Clone, Debug)]
@@ -39,7 +38,7 @@ pub(crate) enum Settled {
 
 /// One read in flight.
 pub(crate) struct Flight {
-    settled: OnceLock<Settled>,
+    settled: SetOnce<Settled>,
     done: Event,
     /// The near cache's state when the read began.
     pub(crate) token: FillToken,
@@ -48,7 +47,7 @@ pub(crate) struct Flight {
 impl Flight {
     /// How the read ended, if it has.
     pub(crate) fn settled(&self) -> Option<Settled> {
-        self.settled.get().cloned()
+        self.settled.get_cloned()
     }
 
     /// A listener notified when the read finishes. Register it, then check
@@ -86,14 +85,14 @@ impl Flights {
         begin: impl FnOnce() -> FillToken,
         current: impl FnOnce(&FillToken) -> bool,
     ) -> Role {
-        let mut by_key = self.by_key.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut by_key = lock(&self.by_key);
         if let Some(flight) = by_key.get(key) {
             if current(&flight.token) {
                 return Role::Follow(Arc::clone(flight));
             }
         }
         let flight = Arc::new(Flight {
-            settled: OnceLock::new(),
+            settled: SetOnce::new(),
             done: Event::new(),
             token: begin(),
         });
@@ -106,9 +105,9 @@ impl Flights {
     /// Publishes how the leader's read ended to the followers and retires
     /// the flight (unless a newer flight of the key replaced it).
     pub(crate) fn finish(&self, key: &str, flight: &Arc<Flight>, settled: Settled) {
-        let _ = flight.settled.set(settled);
+        flight.settled.set(settled);
         {
-            let mut by_key = self.by_key.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut by_key = lock(&self.by_key);
             if by_key.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
                 by_key.remove(key);
             }
@@ -126,10 +125,7 @@ impl Flights {
 
     /// Reads in flight.
     pub(crate) fn len(&self) -> usize {
-        self.by_key
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        lock(&self.by_key).len()
     }
 }
 

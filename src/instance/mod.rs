@@ -10,9 +10,14 @@
 
 mod counter;
 mod flight;
+#[cfg(all(test, aci_shuttle))]
+mod shuttle_tests;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+// Single-flight's shared state: Shuttle's `Arc` under the model check.
+use crate::sync::Arc as FlightArc;
 use std::time::{Duration, Instant as StdInstant};
 
 use aci_core::engine::MessageKind;
@@ -103,8 +108,8 @@ pub struct Fill {
     stored: String,
     /// Where the user's key starts in `stored`.
     key_start: usize,
-    flight: Arc<Flight>,
-    flights: Option<Arc<Flights>>,
+    flight: FlightArc<Flight>,
+    flights: Option<FlightArc<Flights>>,
 }
 
 impl Fill {
@@ -128,7 +133,7 @@ impl Drop for Fill {
 
 /// A read led by another caller.
 pub struct Wait {
-    flight: Arc<Flight>,
+    flight: FlightArc<Flight>,
 }
 
 /// `None` when the leader abandoned its read: the caller looks up again.
@@ -201,7 +206,7 @@ pub struct Instance {
     /// every event).
     engine: Mutex<Box<Engine>>,
     near: NearCache,
-    flights: Arc<Flights>,
+    flights: FlightArc<Flights>,
     strategy: AtomicU8,
     /// The engine's next deadline in nanoseconds (`NO_DEADLINE`: none) and
     /// its role, copied out whenever the engine's lock is released, so that
@@ -227,7 +232,7 @@ impl Instance {
                 settings.core.local_ttl(),
             ),
             engine: Mutex::new(Box::new(engine)),
-            flights: Arc::default(),
+            flights: FlightArc::new(Flights::default()),
             strategy: AtomicU8::new(Strategy::Ttl as u8),
             deadline: AtomicU64::new(NO_DEADLINE),
             controller: AtomicBool::new(controller),
@@ -278,7 +283,7 @@ impl Instance {
                 stored: self.settings.stored_key(key),
                 key_start: self.settings.core.key_prefix().len(),
                 flight,
-                flights: Some(Arc::clone(&self.flights)),
+                flights: Some(FlightArc::clone(&self.flights)),
             }),
             flight::Role::Follow(flight) => Lookup::Wait(Wait { flight }),
         }

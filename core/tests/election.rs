@@ -460,3 +460,42 @@ fn a_dead_controller_is_replaced_within_three_intervals() {
     let took = taken_over.unwrap() - crashed_at.unwrap();
     assert!(took <= Duration::from_secs(9), "takeover took {took}");
 }
+
+#[test]
+fn a_new_controller_decides_no_lower_than_the_rate_its_predecessor_announced() {
+    // The old controller did the writing: its writes were in no report, so
+    // the heir's table alone reads the fleet as idle.
+    let config = Config::builder()
+        .high_threshold(50.0)
+        .low_threshold(10.0)
+        .build()
+        .unwrap();
+    let mut e = auto("heir", config);
+    e.handle_timeout(Instant::ZERO);
+    drain(&mut e);
+    e.handle_lease(
+        Instant::ZERO,
+        LeaseReply::Held {
+            term: 1,
+            holder: "boss",
+        },
+    );
+    let busy = r#"{"action": "strategy_update", "strategy": "eager", "write_rate": 200.0, "timestamp": 1.0, "source": "boss", "term": 1}"#;
+    e.handle_message(Instant::from_secs(3), STRATEGY, busy.as_bytes())
+        .unwrap();
+    assert_eq!(e.strategy(), Strategy::Eager);
+    // Boss dies; the lease expires; the heir wins it at its next request.
+    e.handle_timeout(Instant::from_secs(6));
+    drain(&mut e);
+    e.handle_lease(
+        Instant::from_secs(6),
+        LeaseReply::Held {
+            term: 2,
+            holder: "heir",
+        },
+    );
+    assert!(e.is_controller());
+    let sent = decisions(&drain(&mut e));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["strategy"], "eager", "the heir read the fleet as idle");
+}

@@ -500,7 +500,7 @@ fn the_controller_decides_on_the_fleet_rate() {
         "75 writes/s in the fleet, none here"
     );
 
-    // A follower that stops reporting ages out after two intervals.
+    // A follower that stops reporting ages out after two and a half intervals.
     e.handle_message(Instant::from_secs(5), "aci:strategy", &report("f1", 25.0))
         .unwrap();
     e.handle_message(Instant::from_secs(5), "aci:strategy", &report("f2", 25.0))
@@ -516,8 +516,52 @@ fn the_controller_decides_on_the_fleet_rate() {
     e.handle_message(Instant::from_secs(8), "aci:strategy", &report("f2", 25.0))
         .unwrap();
     e.handle_timeout(Instant::from_secs(9));
-    assert_eq!(e.stats().reporting_instances, 2, "f3 is 6.1 s silent: out");
+    assert_eq!(
+        e.stats().reporting_instances,
+        3,
+        "f3 is 6.1 s silent: one lost report"
+    );
+    e.handle_message(Instant::from_secs(11), "aci:strategy", &report("f1", 25.0))
+        .unwrap();
+    e.handle_message(Instant::from_secs(11), "aci:strategy", &report("f2", 25.0))
+        .unwrap();
+    e.handle_timeout(Instant::from_secs(12));
+    assert_eq!(e.stats().reporting_instances, 2, "f3 is 9.1 s silent: out");
     assert_eq!(e.stats().write_rate, 50.0);
+}
+
+#[test]
+fn one_lost_report_around_a_tick_changes_nothing() {
+    // Reports keep their timer's phase, and land about when the controller
+    // ticks: jitter puts one 1 ms before a tick, the next is lost, the one
+    // after lands 1 ms after its tick — where the one before is 6.001 s old.
+    let mut e = engine_with(controller_config());
+    let mut tick = Instant::from_secs(3);
+    let ms = aci_core::Duration::from_millis(1);
+    for i in 0..6u64 {
+        let late = i == 4;
+        if i != 3 && !late {
+            e.handle_message(
+                tick.saturating_sub(ms),
+                "aci:strategy",
+                &report("writer", 200.0),
+            )
+            .unwrap();
+        }
+        e.handle_timeout(tick);
+        drain(&mut e);
+        if late {
+            e.handle_message(tick + ms, "aci:strategy", &report("writer", 200.0))
+                .unwrap();
+        }
+        assert_eq!(
+            e.strategy(),
+            Strategy::Eager,
+            "tick {i}: rate {}",
+            e.stats().write_rate
+        );
+        tick += aci_core::Duration::from_secs(3);
+    }
 }
 
 #[test]

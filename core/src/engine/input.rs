@@ -267,6 +267,7 @@ impl Engine {
         }
         if let Some(rate) = write_rate.filter(|r| r.is_finite()) {
             self.stats.write_rate = rate;
+            self.heard_rate = Some((rate, now));
         }
         self.switch_to(now, strategy, SwitchCause::Received, write_rate);
         Handled::DecisionApplied
@@ -313,11 +314,16 @@ impl Engine {
     }
 
     pub(crate) fn controller_tick(&mut self, now: Instant) {
-        // The fleet's rate: ours plus the live reports of the others.
+        self.decide(now, 0.0);
+    }
+
+    /// A controller's decision on the fleet's rate — ours plus the live
+    /// reports of the others — or on `floor` if that is higher.
+    pub(crate) fn decide(&mut self, now: Instant, floor: f64) {
         let own = self.tracker.rate(now);
         let max_age = self.report_max_age();
         let (others, reporting) = self.peers.sum(now, max_age);
-        let rate = own + others;
+        let rate = (own + others).max(floor);
         self.stats.own_write_rate = own;
         self.stats.write_rate = rate;
         self.stats.reporting_instances = reporting as u64;

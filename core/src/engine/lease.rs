@@ -306,8 +306,17 @@ impl Engine {
             self.stats.leases_won += 1;
             self.stats.is_controller = true;
             self.timers.stop(Timer::RateReport);
-            // Decide at once, on the reports gathered while following.
-            self.controller_tick(now);
+            // Decide at once, on the reports gathered while following — and
+            // no lower than the fleet rate the last controller announced
+            // recently: its own writes are in no report (a
+            // controller sends none), and a takeover must not read a busy
+            // fleet as idle for an interval.
+            let max_age = self.report_max_age();
+            let floor = self
+                .heard_rate
+                .filter(|(_, at)| now.saturating_duration_since(*at) <= max_age)
+                .map_or(0.0, |(rate, _)| rate);
+            self.decide(now, floor);
         }
     }
 

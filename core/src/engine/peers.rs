@@ -4,7 +4,8 @@
 //! Each follower reports its own windowed rate once per `controller_interval`
 //! (so reports cost one message per instance per interval, whatever the
 //! write rate). The controller keeps the latest report per sender in a fixed
-//! table and sums those younger than two intervals: an instance that stops
+//! table and sums those younger than two and a half intervals (one lost
+//! report is tolerated whatever its phase): an instance that stops
 //! reporting (crashed, partitioned, stopped) ages out of the sum.
 
 use crate::engine::INSTANCE_ID_MAX_BYTES;

@@ -497,5 +497,8 @@ fn a_new_controller_decides_no_lower_than_the_rate_its_predecessor_announced() {
     assert!(e.is_controller());
     let sent = decisions(&drain(&mut e));
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0]["strategy"], "eager", "the heir read the fleet as idle");
+    assert_eq!(
+        sent[0]["strategy"], "eager",
+        "the heir read the fleet as idle"
+    );
 }

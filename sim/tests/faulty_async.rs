@@ -218,3 +218,58 @@ async fn in_memory_a_partitioned_cache_drops_its_near_cache_and_recovers() {
 async fn redis_a_partitioned_cache_drops_its_near_cache_and_recovers() {
     a_partitioned_cache_drops_its_near_cache_and_recovers(redis).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_read_does_not_fail_the_reads_waiting_on_it() {
+    // Issue 11, finding 6: the task leading a shared read is cancelled (a
+    // timeout); the tasks waiting on the same key read for themselves.
+    let server = MemoryTransport::new();
+    AsyncTransport::set(&server, "k", b"value", Duration::from_secs(60), &[])
+        .await
+        .expect("seed the value");
+    let faults = Faults {
+        latency_min: aci_core::Duration::from_millis(50),
+        latency_max: aci_core::Duration::from_millis(50),
+        ..Faults::none()
+    };
+    let transport = FaultyTransport::new(server.clone(), faults, 0, 7);
+    let cache = aci_cache::Builder::new()
+        .role(aci_cache::Role::Follower)
+        .transport_async(transport)
+        .await
+        .expect("started");
+    let cache = std::sync::Arc::new(cache);
+    for round in 0..20 {
+        // A fresh miss each round: drop the key from the near cache.
+        cache.instance().handle_message(
+            "aci:invalidation",
+            br#"{"action": "invalidate", "keys": ["k"], "strategy": "eager", "source": "x"}"#,
+            aci_core::Instant::from_secs(1),
+        );
+        let leader = {
+            let cache = std::sync::Arc::clone(&cache);
+            tokio::spawn(async move {
+                tokio::time::timeout(Duration::from_millis(20), cache.get("k")).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let followers: Vec<_> = (0..4)
+            .map(|_| {
+                let cache = std::sync::Arc::clone(&cache);
+                tokio::spawn(async move { cache.get_string("k").await })
+            })
+            .collect();
+        assert!(
+            leader.await.unwrap().is_err(),
+            "round {round}: the leader was not cancelled"
+        );
+        for f in followers {
+            let got = f.await.unwrap();
+            assert_eq!(
+                got.as_ref().ok().and_then(|v| v.as_deref()),
+                Some("value"),
+                "round {round}: {got:?}"
+            );
+        }
+    }
+}

@@ -241,7 +241,7 @@ async fn a_cancelled_read_does_not_fail_the_reads_waiting_on_it() {
     let cache = std::sync::Arc::new(cache);
     for round in 0..20 {
         // A fresh miss each round: drop the key from the near cache.
-        cache.instance().handle_message(
+        let _ = cache.instance().handle_message(
             "aci:invalidation",
             br#"{"action": "invalidate", "keys": ["k"], "strategy": "eager", "source": "x"}"#,
             aci_core::Instant::from_secs(1),

@@ -57,6 +57,17 @@ impl Error {
             _ => false,
         }
     }
+
+    /// Whether Redis refused our credentials or permissions (a wrong
+    /// password, a missing one, an ACL user without the right): permanent,
+    /// so a retry loop should stop and report it.
+    pub fn is_denied(&self) -> bool {
+        match self {
+            Error::Transport(e) => e.is_denied(),
+            Error::SharedRead(e) => e.is_denied(),
+            _ => false,
+        }
+    }
 }
 
 impl From<aci_core::WriteError> for Error {

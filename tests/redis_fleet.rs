@@ -270,6 +270,22 @@ fn password_and_acl_users_work_through_the_url() {
     assert!(!cache.is_subscribed());
     let err = cache.set("k", "v").unwrap_err();
     assert!(matches!(err, aci_cache::Error::Transport(_)), "{err}");
+    // Issue 12, finding 5: a wrong password is permanent, not "try later".
+    assert!(err.is_denied(), "{err}");
+    assert!(
+        !err.is_unavailable(),
+        "a retry loop would spin forever: {err}"
+    );
+    // No password at all (NOAUTH), and an ACL user without the command.
+    let none = format!("redis://127.0.0.1:{}", server.port);
+    let err = Builder::new()
+        .is_controller(false)
+        .timeout(Duration::from_millis(200))
+        .connect(&none)
+        .unwrap()
+        .get("k")
+        .unwrap_err();
+    assert!(err.is_denied() && !err.is_unavailable(), "{err}");
 }
 
 #[test]

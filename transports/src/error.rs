@@ -21,6 +21,11 @@ pub enum TransportError {
     /// The transport does not implement this operation (a default method).
     #[error("the transport does not support {0}")]
     Unsupported(&'static str),
+    /// The backend refused who we are or what we asked: a wrong password,
+    /// no password where one is required, an ACL user without the right to
+    /// a command, key or channel. Permanent: retrying will not help.
+    #[error("backend refused access: {0}")]
+    Denied(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl TransportError {
@@ -34,13 +39,25 @@ impl TransportError {
                 | TransportError::SubscriptionClosed
         )
     }
+
+    /// Whether the backend refused our credentials or permissions
+    /// ([`TransportError::Denied`]): fix the configuration, do not retry.
+    pub fn is_denied(&self) -> bool {
+        matches!(self, TransportError::Denied(_))
+    }
 }
 
 #[cfg(feature = "redis")]
 impl TransportError {
     /// Classifies a `redis` error; `timeout` is the limit that was set.
     pub(crate) fn from_redis(error: ::redis::RedisError, timeout: Duration) -> Self {
-        if error.is_timeout() {
+        // Before the unavailable kinds: the `redis` crate files a failed
+        // authentication under "reconnect", which is not what it needs.
+        let denied = error.kind() == ::redis::ErrorKind::AuthenticationFailed
+            || matches!(error.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"));
+        if denied {
+            TransportError::Denied(Box::new(error))
+        } else if error.is_timeout() {
             TransportError::Timeout(timeout)
         } else if error.is_io_error()
             || error.is_connection_refusal()

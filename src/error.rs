@@ -42,6 +42,11 @@ pub enum Error {
     /// expect (a bug: please report it).
     #[error("engine refused the operation: {0}")]
     Engine(aci_core::WriteError),
+    /// `flush` on a cache without a namespace: it would have to delete the
+    /// whole database, other applications' keys included. Give the cache a
+    /// namespace, or call `flush_database` to empty the database on purpose.
+    #[error("flush needs a namespace: without one it would delete every key of the database (use flush_database to do that on purpose)")]
+    FlushWithoutNamespace,
     /// A background thread could not be started.
     #[error("could not start the background worker: {0}")]
     Spawn(#[source] std::io::Error),

@@ -34,6 +34,7 @@ mod asynchronous;
 mod blocking;
 mod clock;
 mod error;
+mod flush;
 pub mod instance;
 mod near;
 mod settings;

@@ -99,6 +99,8 @@ fn a_confined_signed_fleet_works_and_rejects_unsigned_messages() {
     });
     assert!(counted.is_some(), "the unsigned decision was not counted");
     assert!(fleet.iter().all(|c| c.strategy() == Strategy::Eager));
+    // A confined user can flush its namespace, and only that.
+    assert!(a.flush().unwrap() >= 1);
     let kept: String = admin.get("other-app:important").unwrap();
     assert_eq!(kept, "keep");
 }

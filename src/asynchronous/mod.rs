@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::error::{into_text, Result};
+use crate::flush::Flush;
 use crate::instance::{Instance, Lookup};
 use crate::settings::{Builder, Settings};
 use crate::stats::Stats;
@@ -224,11 +225,48 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
         instance.finish_delete(key, &outbound, sent)
     }
 
-    /// Deletes every key of the Redis database (`FLUSHDB`), as the original's `flush`.
-    ///
-    /// Other instances are not told (there is no message for "everything"):
-    /// their near caches keep what they hold until it expires (`local_ttl`).
-    pub async fn flush(&self) -> Result<()> {
+    /// Deletes this cache's keys — every key of its namespace, and nothing
+    /// else — and tells the fleet, so every instance drops them from its
+    /// near cache. How many keys were deleted. Redis is not blocked (`SCAN`
+    /// in batches of 500, each removed with `UNLINK` in the same round trip
+    /// as the invalidation naming it); the lease keys are kept. Without a
+    /// namespace it refuses with
+    /// [`Error::FlushWithoutNamespace`](crate::Error::FlushWithoutNamespace)
+    /// (see `flush_database`).
+    pub async fn flush(&self) -> Result<u64> {
+        self.ensure_running()?;
+        let instance = &self.shared.instance;
+        let flush = Flush::of(instance.settings())?;
+        let (mut cursor, mut removed) = (0, 0);
+        loop {
+            let (next, keys) = self
+                .shared
+                .transport
+                .scan_prefix(cursor, flush.prefix(), Flush::BATCH)
+                .await?;
+            let keys = flush.ours(keys);
+            if !keys.is_empty() {
+                let users = flush.user_keys(&keys);
+                let outbound = instance.prepare_delete_many(&users, self.shared.clock.now())?;
+                let sent = self
+                    .shared
+                    .transport
+                    .unlink(&keys, &outbound.as_outgoing())
+                    .await;
+                removed += instance.finish_delete_many(&users, &outbound, sent)?;
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Deletes every key of the Redis database (`FLUSHDB`): other
+    /// applications' keys included. What the original's `flush` did; for
+    /// tests and development. Other instances are not told: their near
+    /// caches keep what they hold until it expires (`local_ttl`).
+    pub async fn flush_database(&self) -> Result<()> {
         self.ensure_running()?;
         self.shared.transport.flush_db().await?;
         self.shared.instance.commit_flush();

@@ -389,6 +389,44 @@ impl Instance {
         Ok(existed)
     }
 
+    /// Before deleting many keys at once (user keys; a namespaced `flush`):
+    /// the invalidations naming them, to send with the deletion, whatever
+    /// the strategy.
+    pub fn prepare_delete_many(&self, keys: &[&str], now: Instant) -> Result<Outbound> {
+        let mut out = Outbound::default();
+        let mut rest = keys;
+        // Bounded: every round takes at least one key.
+        while !rest.is_empty() {
+            let mut taken = 0;
+            let more = self.with_engine(|engine| {
+                taken = engine.handle_delete_many(now, rest)?;
+                Ok(())
+            })?;
+            out.messages.extend(more.messages);
+            if taken == 0 {
+                return Err(Error::Engine(aci_core::WriteError::Backpressure));
+            }
+            rest = rest.get(taken..).unwrap_or_default();
+        }
+        Ok(out)
+    }
+
+    /// Reports how the deletion of `keys` (sent with `outbound`) went:
+    /// either way they leave the near cache. How many existed.
+    pub fn finish_delete_many(
+        &self,
+        keys: &[&str],
+        outbound: &Outbound,
+        sent: Result<u64, TransportError>,
+    ) -> Result<u64> {
+        for key in keys {
+            self.near.invalidate(key);
+        }
+        let removed = sent?;
+        self.record_published(outbound);
+        Ok(removed)
+    }
+
     /// Counts the messages of `outbound` as sent: the driver calls this once
     /// the transport acknowledged publishing them (a write's own messages
     /// are counted by [`Instance::finish_write`]).

@@ -225,6 +225,45 @@ impl Transport for MemoryTransport {
         })
     }
 
+    fn scan_prefix(
+        &self,
+        cursor: u64,
+        prefix: &str,
+        count: usize,
+    ) -> Result<(u64, Vec<String>), TransportError> {
+        self.check()?;
+        // Sorted keys from the cursor's position: keys present for the
+        // whole scan are returned once, as Redis promises.
+        let mut keys: Vec<String> = lock(&self.inner.values)
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        keys.sort_unstable();
+        let start = usize::try_from(cursor)
+            .unwrap_or(usize::MAX)
+            .min(keys.len());
+        let end = start.saturating_add(count.max(1)).min(keys.len());
+        let next = if end == keys.len() { 0 } else { end as u64 };
+        Ok((next, keys[start..end].to_vec()))
+    }
+
+    fn unlink(&self, keys: &[String], then: &[Outgoing<'_>]) -> Result<u64, TransportError> {
+        self.check()?;
+        let now = Instant::now();
+        let mut removed = 0;
+        {
+            let mut values = lock(&self.inner.values);
+            for key in keys {
+                if values.remove(key).is_some_and(|(_, expires)| expires > now) {
+                    removed += 1;
+                }
+            }
+        }
+        self.publish(then)?;
+        Ok(removed)
+    }
+
     fn flush_db(&self) -> Result<(), TransportError> {
         self.check()?;
         lock(&self.inner.values).clear();
@@ -326,6 +365,21 @@ mod asynchronous {
         }
         async fn flush_db(&self) -> Result<(), TransportError> {
             Transport::flush_db(self)
+        }
+        async fn scan_prefix(
+            &self,
+            cursor: u64,
+            prefix: &str,
+            count: usize,
+        ) -> Result<(u64, Vec<String>), TransportError> {
+            Transport::scan_prefix(self, cursor, prefix, count)
+        }
+        async fn unlink(
+            &self,
+            keys: &[String],
+            then: &[Outgoing<'_>],
+        ) -> Result<u64, TransportError> {
+            Transport::unlink(self, keys, then)
         }
         async fn lease_acquire(
             &self,
@@ -445,5 +499,30 @@ mod tests {
         t.set_available(true);
         assert!(t.subscribe(&[CH]).is_ok());
         assert_eq!(t.subscriptions(), 1);
+    }
+
+    #[test]
+    fn scans_a_prefix_in_pages_and_unlinks() {
+        let t = MemoryTransport::new();
+        let ttl = Duration::from_secs(10);
+        for i in 0..25 {
+            t.set(&format!("ns:k{i:02}"), b"v", ttl, &[]).unwrap();
+        }
+        t.set("other:k", b"v", ttl, &[]).unwrap();
+        let (mut cursor, mut seen) = (0, Vec::new());
+        loop {
+            let (next, keys) = t.scan_prefix(cursor, "ns:", 10).unwrap();
+            assert!(keys.len() <= 10);
+            seen.extend(keys);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        assert_eq!(seen.len(), 25);
+        assert!(seen.iter().all(|k| k.starts_with("ns:")));
+        assert_eq!(t.unlink(&seen, &[]).unwrap(), 25);
+        assert_eq!(t.unlink(&seen, &[]).unwrap(), 0);
+        assert!(t.get("other:k").unwrap().is_some());
     }
 }

@@ -146,6 +146,29 @@ pub trait Transport: Send + Sync + 'static {
     /// development helper).
     fn flush_db(&self) -> Result<(), TransportError>;
 
+    /// One step of a scan over the keys that start with `prefix`: the
+    /// cursor to pass next (0 when the scan is over) and a batch of keys
+    /// (about `count`; it may be empty before the end). Start with cursor 0.
+    /// Like Redis's `SCAN`, a key present for the whole scan is returned at
+    /// least once. The default answers [`TransportError::Unsupported`].
+    fn scan_prefix(
+        &self,
+        cursor: u64,
+        prefix: &str,
+        count: usize,
+    ) -> Result<(u64, Vec<String>), TransportError> {
+        let _ = (cursor, prefix, count);
+        Err(TransportError::Unsupported("scanning keys"))
+    }
+
+    /// Removes `keys` without blocking the server (`UNLINK`), then publishes
+    /// `then`, in one round trip. How many of the keys existed. The default
+    /// answers [`TransportError::Unsupported`].
+    fn unlink(&self, keys: &[String], then: &[Outgoing<'_>]) -> Result<u64, TransportError> {
+        let _ = (keys, then);
+        Err(TransportError::Unsupported("unlinking keys"))
+    }
+
     /// Closes every connection kept for reuse (the caches call it from
     /// `stop`). Calls already running finish, and their connections are
     /// closed rather than kept; a later call may connect again. The default

@@ -67,6 +67,34 @@ impl Engine {
             .map_err(|_| WriteError::Backpressure)
     }
 
+    /// This instance is deleting many keys at once (a namespaced `flush`):
+    /// whatever the strategy, invalidations naming them are queued now, as
+    /// few messages as the limits allow. Returns how many of `keys` were
+    /// taken: the engine stops after one full message, so that the outbox
+    /// never overflows; drain effects, send them with the deletion of the
+    /// keys taken, and call again with the rest. Keys too long to be named
+    /// are taken without being named (no instance can have cached them
+    /// under a write of ours).
+    pub fn handle_delete_many(&mut self, now: Instant, keys: &[&str]) -> Result<usize, WriteError> {
+        let now = self.observe(now);
+        if !self.running {
+            return Err(WriteError::Stopped);
+        }
+        let early = self.stats.early_flushes;
+        let mut taken = 0;
+        for key in keys {
+            if self.key_fits(key) {
+                self.buffer_key(now, key)?;
+            }
+            taken += 1;
+            if self.stats.early_flushes != early {
+                break; // one full message queued: drain before the next
+            }
+        }
+        self.flush_batch(now);
+        Ok(taken)
+    }
+
     /// Puts `key` in the batch buffer, flushing first when it would overflow
     /// the buffer or the message limits.
     fn buffer_key(&mut self, now: Instant, key: &str) -> Result<(), WriteError> {

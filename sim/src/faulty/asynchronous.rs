@@ -79,6 +79,23 @@ impl<T: AsyncTransport> AsyncTransport for FaultyTransport<T> {
         self.inner.close();
     }
 
+    fn scan_prefix(
+        &self,
+        cursor: u64,
+        prefix: &str,
+        count: usize,
+    ) -> impl Future<Output = Result<(u64, Vec<String>), TransportError>> + Send {
+        command(&self.link, self.inner.scan_prefix(cursor, prefix, count))
+    }
+
+    fn unlink(
+        &self,
+        keys: &[String],
+        then: &[Outgoing<'_>],
+    ) -> impl Future<Output = Result<u64, TransportError>> + Send {
+        command(&self.link, self.inner.unlink(keys, then))
+    }
+
     fn lease_acquire(
         &self,
         key: &str,

@@ -254,6 +254,20 @@ impl<T: Transport> Transport for FaultyTransport<T> {
         self.inner.close();
     }
 
+    fn scan_prefix(
+        &self,
+        cursor: u64,
+        prefix: &str,
+        count: usize,
+    ) -> Result<(u64, Vec<String>), TransportError> {
+        self.link
+            .command(|| self.inner.scan_prefix(cursor, prefix, count))
+    }
+
+    fn unlink(&self, keys: &[String], then: &[Outgoing<'_>]) -> Result<u64, TransportError> {
+        self.link.command(|| self.inner.unlink(keys, then))
+    }
+
     fn lease_acquire(
         &self,
         key: &str,

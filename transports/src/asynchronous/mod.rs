@@ -60,6 +60,29 @@ pub trait AsyncTransport: Send + Sync + 'static {
     /// Deletes every key of the current database.
     fn flush_db(&self) -> impl Future<Output = Result<(), TransportError>> + Send;
 
+    /// [`Transport::scan_prefix`](crate::Transport::scan_prefix),
+    /// asynchronously. The default answers [`TransportError::Unsupported`].
+    fn scan_prefix(
+        &self,
+        cursor: u64,
+        prefix: &str,
+        count: usize,
+    ) -> impl Future<Output = Result<(u64, Vec<String>), TransportError>> + Send {
+        let _ = (cursor, prefix, count);
+        async { Err(TransportError::Unsupported("scanning keys")) }
+    }
+
+    /// [`Transport::unlink`](crate::Transport::unlink), asynchronously.
+    /// The default answers [`TransportError::Unsupported`].
+    fn unlink(
+        &self,
+        keys: &[String],
+        then: &[Outgoing<'_>],
+    ) -> impl Future<Output = Result<u64, TransportError>> + Send {
+        let _ = (keys, then);
+        async { Err(TransportError::Unsupported("unlinking keys")) }
+    }
+
     /// [`Transport::close`](crate::Transport::close): closes the connections
     /// kept for reuse. The default does nothing.
     fn close(&self) {}

@@ -179,6 +179,31 @@ impl AsyncTransport for RedisAsyncTransport {
         })
     }
 
+    async fn scan_prefix(
+        &self,
+        cursor: u64,
+        prefix: &str,
+        count: usize,
+    ) -> Result<(u64, Vec<String>), TransportError> {
+        let cmd = crate::redis::scan_cmd(cursor, prefix, count);
+        self.run(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
+    }
+
+    async fn unlink(&self, keys: &[String], then: &[Outgoing<'_>]) -> Result<u64, TransportError> {
+        if keys.is_empty() {
+            self.publish(then).await?;
+            return Ok(0);
+        }
+        let mut unlink = redis::cmd("UNLINK");
+        unlink.arg(keys);
+        let pipe = pipeline_with(Some(unlink), then);
+        let (removed,): (u64,) = self
+            .run(|mut c| async move { pipe.query_async(&mut c).await })
+            .await?;
+        Ok(removed)
+    }
+
     async fn flush_db(&self) -> Result<(), TransportError> {
         let cmd = redis::cmd("FLUSHDB");
         self.run(|mut c| async move { cmd.query_async::<()>(&mut c).await })

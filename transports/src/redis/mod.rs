@@ -197,6 +197,28 @@ impl Transport for RedisTransport {
         self.with_connection(|c| redis::cmd("FLUSHDB").query::<()>(c))
     }
 
+    fn scan_prefix(
+        &self,
+        cursor: u64,
+        prefix: &str,
+        count: usize,
+    ) -> Result<(u64, Vec<String>), TransportError> {
+        let cmd = scan_cmd(cursor, prefix, count);
+        self.with_connection(|c| cmd.query(c))
+    }
+
+    fn unlink(&self, keys: &[String], then: &[Outgoing<'_>]) -> Result<u64, TransportError> {
+        if keys.is_empty() {
+            self.publish(then)?;
+            return Ok(0);
+        }
+        let mut pipe = redis::pipe();
+        pipe.cmd("UNLINK").arg(keys);
+        add_publishes(&mut pipe, then);
+        let (removed,): (u64,) = self.with_connection(|c| pipe.query(c))?;
+        Ok(removed)
+    }
+
     fn close(&self) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         self.generation.fetch_add(1, Ordering::SeqCst);
@@ -263,6 +285,26 @@ pub(crate) fn lease_renew_cmd(key: &str, holder: &str, term: u64, ttl: Duration)
         .arg(holder)
         .arg(millis(ttl))
         .arg(term);
+    cmd
+}
+
+/// `SCAN cursor MATCH {prefix}* COUNT count`, the prefix's glob characters
+/// escaped (shared with the async transport).
+pub(crate) fn scan_cmd(cursor: u64, prefix: &str, count: usize) -> redis::Cmd {
+    let mut pattern = String::with_capacity(prefix.len() + 2);
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('*');
+    let mut cmd = redis::cmd("SCAN");
+    cmd.arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(count.max(1));
     cmd
 }
 

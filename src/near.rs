@@ -128,6 +128,7 @@ impl NearCache {
         key: &str,
         value: Bytes,
         now: Instant,
+        expires_by: Option<Instant>,
     ) -> bool {
         let generation = lock(&self.generations[token.stripe]);
         if *generation != token.generation
@@ -136,7 +137,8 @@ impl NearCache {
         {
             return false;
         }
-        self.map.insert(Key::from(key), self.entry(value, now));
+        self.map
+            .insert(Key::from(key), self.entry(value, now, expires_by));
         // A whole-cache drop that raced with the insert: it may have cleared
         // before we inserted. Undo rather than leave an entry it condemned.
         if self.epoch.load(Ordering::SeqCst) != token.epoch {
@@ -172,6 +174,7 @@ impl NearCache {
         key: &str,
         value: Bytes,
         now: Instant,
+        expires_by: Option<Instant>,
     ) -> bool {
         let mut generation = lock(&self.generations[token.stripe]);
         let undisturbed = *generation == token.generation
@@ -183,7 +186,8 @@ impl NearCache {
             self.map.remove(key);
             return false;
         }
-        self.map.insert(Key::from(key), self.entry(value, now));
+        self.map
+            .insert(Key::from(key), self.entry(value, now, expires_by));
         if self.epoch.load(Ordering::SeqCst) != token.epoch {
             self.map.remove(key);
             return false;
@@ -221,10 +225,13 @@ impl NearCache {
         self.map.weight()
     }
 
-    fn entry(&self, value: Bytes, now: Instant) -> Entry {
+    /// An entry that lives `local_ttl`, and never past `expires_by` (when
+    /// its value expires in Redis).
+    fn entry(&self, value: Bytes, now: Instant, expires_by: Option<Instant>) -> Entry {
+        let expires = now + self.ttl;
         Entry {
             value,
-            expires: now + self.ttl,
+            expires: expires_by.map_or(expires, |by| by.min(expires)),
         }
     }
 }
@@ -259,7 +266,7 @@ mod tests {
     fn fill_then_hit_then_expire() {
         let near = enabled(100, 1 << 20);
         let token = near.begin_fill("k");
-        assert!(near.finish_fill(token, "k", v("v"), T0));
+        assert!(near.finish_fill(token, "k", v("v"), T0, None));
         assert_eq!(near.get("k", T0).as_deref(), Some(&b"v"[..]));
         assert_eq!(
             near.get("k", T0 + Duration::from_millis(9_999)).as_deref(),
@@ -269,17 +276,30 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_never_outlives_its_value_in_redis() {
+        let near = enabled(100, 1 << 20);
+        let token = near.begin_fill("k");
+        let by = T0 + Duration::from_secs(1);
+        assert!(near.finish_fill(token, "k", v("otp"), T0, Some(by)));
+        assert!(near.get("k", T0 + Duration::from_millis(999)).is_some());
+        assert_eq!(near.get("k", by), None, "local_ttl is 10 s, the value 1 s");
+        let token = near.begin_write("w");
+        assert!(near.finish_write(token, "w", v("otp"), T0, Some(by)));
+        assert_eq!(near.get("w", by), None);
+    }
+
+    #[test]
     fn a_fill_raced_by_an_invalidation_is_not_cached() {
         let near = enabled(100, 1 << 20);
         let token = near.begin_fill("k");
         near.invalidate("k");
-        assert!(!near.finish_fill(token, "k", v("old"), T0));
+        assert!(!near.finish_fill(token, "k", v("old"), T0, None));
         assert_eq!(near.get("k", T0), None);
     }
 
     fn write(near: &NearCache, key: &str, value: Bytes) -> bool {
         let token = near.begin_write(key);
-        near.finish_write(token, key, value, T0)
+        near.finish_write(token, key, value, T0, None)
     }
 
     #[test]
@@ -287,7 +307,7 @@ mod tests {
         let near = enabled(100, 1 << 20);
         let token = near.begin_fill("k");
         assert!(write(&near, "k", v("new")));
-        assert!(!near.finish_fill(token, "k", v("old"), T0));
+        assert!(!near.finish_fill(token, "k", v("old"), T0, None));
         assert_eq!(near.get("k", T0).as_deref(), Some(&b"new"[..]));
     }
 
@@ -299,13 +319,13 @@ mod tests {
             let first = near.begin_write("k");
             let second = near.begin_write("k");
             if acks_in_order {
-                assert!(!near.finish_write(first, "k", v("first"), T0));
-                assert!(!near.finish_write(second, "k", v("second"), T0));
+                assert!(!near.finish_write(first, "k", v("first"), T0, None));
+                assert!(!near.finish_write(second, "k", v("second"), T0, None));
             } else {
                 // The later write's ack first: cached until the earlier ack
                 // shows the two overlapped (one round trip at most).
-                near.finish_write(second, "k", v("second"), T0);
-                assert!(!near.finish_write(first, "k", v("first"), T0));
+                near.finish_write(second, "k", v("second"), T0, None);
+                assert!(!near.finish_write(first, "k", v("first"), T0, None));
             }
             assert_eq!(near.get("k", T0), None, "in order: {acks_in_order}");
         }
@@ -316,7 +336,7 @@ mod tests {
         let near = enabled(100, 1 << 20);
         let token = near.begin_write("k");
         near.invalidate("k"); // a peer's newer write, announced before our ack
-        assert!(!near.finish_write(token, "k", v("ours"), T0));
+        assert!(!near.finish_write(token, "k", v("ours"), T0, None));
         assert_eq!(near.get("k", T0), None);
     }
 
@@ -325,14 +345,14 @@ mod tests {
         let near = enabled(100, 1 << 20);
         let token = near.begin_fill("k");
         near.clear();
-        assert!(!near.finish_fill(token, "k", v("v"), T0));
+        assert!(!near.finish_fill(token, "k", v("v"), T0, None));
     }
 
     #[test]
     fn disabled_caches_nothing() {
         let near = NearCache::new(100, 1 << 20, Duration::from_secs(10));
         let token = near.begin_fill("k");
-        assert!(!near.finish_fill(token, "k", v("v"), T0));
+        assert!(!near.finish_fill(token, "k", v("v"), T0, None));
         assert!(!write(&near, "k", v("v")));
         assert_eq!(near.get("k", T0), None);
     }

@@ -63,7 +63,7 @@ fn a_read_that_starts_after_a_local_write_never_joins_a_read_from_before_it() {
     let b = instance();
     let now = Instant::from_millis(1);
     let before = fill(b.lookup("k", now));
-    let write = b.prepare_write("k", now).unwrap();
+    let write = b.prepare_write("k", None, now).unwrap();
     b.finish_write(write, "k", b"mine", Ok(()), now).unwrap();
     // Read your writes: a hit, not the old read.
     assert!(matches!(b.lookup("k", now), Lookup::Hit(v) if &v[..] == b"mine"));

@@ -566,7 +566,9 @@ impl Sim {
         let strategy = self.nodes[node].instance.strategy();
         let prepared = self.nodes[node]
             .instance
-            .prepare_write(&self.keys[key], self.now);
+            // No TTL cap: the simulated values live `default_ttl`, at least
+            // as long as any near-cache entry in the scenarios (local_ttl).
+            .prepare_write(&self.keys[key], None, self.now);
         let write = match prepared {
             Ok(write) => write,
             Err(_) => {

@@ -162,8 +162,8 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
                 Lookup::Hit(value) => return Ok(Some(value)),
                 Lookup::Fill(fill) => {
                     // Cancelled here, the dropped `fill` hands the read to a follower.
-                    let read = self.shared.transport.get(fill.stored_key()).await;
-                    break instance.finish_fill(fill, read, self.shared.clock.now());
+                    let read = self.shared.transport.get_with_ttl(fill.stored_key()).await;
+                    break instance.finish_fill_with_ttl(fill, read, self.shared.clock.now());
                 }
                 Lookup::Wait(wait) => {
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -202,7 +202,7 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
         let instance = &self.shared.instance;
         let value = value.as_ref();
         let stored = instance.settings().stored_key(key);
-        let write = instance.prepare_write(key, self.shared.clock.now())?;
+        let write = instance.prepare_write(key, Some(ttl), self.shared.clock.now())?;
         let sent = self
             .shared
             .transport

@@ -173,8 +173,8 @@ impl<T: Transport> AdaptiveCache<T> {
             match instance.lookup(key, self.shared.clock.now()) {
                 Lookup::Hit(value) => return Ok(Some(value)),
                 Lookup::Fill(fill) => {
-                    let read = self.shared.transport.get(fill.stored_key());
-                    break instance.finish_fill(fill, read, self.shared.clock.now());
+                    let read = self.shared.transport.get_with_ttl(fill.stored_key());
+                    break instance.finish_fill_with_ttl(fill, read, self.shared.clock.now());
                 }
                 Lookup::Wait(wait) => {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -207,7 +207,7 @@ impl<T: Transport> AdaptiveCache<T> {
         let instance = &self.shared.instance;
         let value = value.as_ref();
         let stored = instance.settings().stored_key(key);
-        let write = instance.prepare_write(key, self.shared.clock.now())?;
+        let write = instance.prepare_write(key, Some(ttl), self.shared.clock.now())?;
         let sent = self
             .shared
             .transport

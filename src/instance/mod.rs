@@ -44,6 +44,8 @@ pub struct PreparedWrite {
     /// Messages to send in the same round trip as the `SET`.
     pub outbound: Outbound,
     token: FillToken,
+    /// When the value expires in Redis, at the latest.
+    expires_by: Option<Instant>,
 }
 
 /// Messages to publish, in order, with the operation that produced them,
@@ -110,6 +112,8 @@ pub struct Fill {
     key_start: usize,
     flight: FlightArc<Flight>,
     flights: Option<FlightArc<Flights>>,
+    /// When the read began: a time left reported by Redis counts from here.
+    started: Instant,
 }
 
 impl Fill {
@@ -284,23 +288,51 @@ impl Instance {
                 key_start: self.settings.core.key_prefix().len(),
                 flight,
                 flights: Some(FlightArc::clone(&self.flights)),
+                started: now,
             }),
             flight::Role::Follow(flight) => Lookup::Wait(Wait { flight }),
         }
     }
 
     /// Reports what the read of a [`Fill`] returned; caches it if nothing
-    /// condemned it meanwhile, and hands it to the waiters.
+    /// condemned it meanwhile, and hands it to the waiters. The value's time
+    /// left in Redis is unknown: it is kept `local_ttl` (see
+    /// [`Instance::finish_fill_with_ttl`]).
     pub fn finish_fill(
         &self,
-        mut fill: Fill,
+        fill: Fill,
         read: Result<Option<Bytes>, TransportError>,
         now: Instant,
     ) -> Result<Option<Bytes>> {
+        let read = read.map(|value| value.map(|v| (v, None)));
+        self.finish_fill_with_ttl(fill, read, now)
+    }
+
+    /// [`Instance::finish_fill`] for a read that also returned the value's
+    /// time left in Redis (`Transport::get_with_ttl`): the near cache keeps
+    /// it no longer than that, counted from when the read was sent.
+    pub fn finish_fill_with_ttl(
+        &self,
+        mut fill: Fill,
+        read: Result<Option<(Bytes, Option<Duration>)>, TransportError>,
+        now: Instant,
+    ) -> Result<Option<Bytes>> {
+        let mut expires_by = None;
+        let read = read.map(|value| {
+            value.map(|(v, left)| {
+                expires_by = left.map(|left| fill.started + core_duration(left));
+                v
+            })
+        });
         let outcome: Outcome = read.map_err(Arc::new);
         if let Ok(Some(value)) = &outcome {
-            self.near
-                .finish_fill(fill.flight.token, fill.key(), value.clone(), now);
+            self.near.finish_fill(
+                fill.flight.token,
+                fill.key(),
+                value.clone(),
+                now,
+                expires_by,
+            );
         }
         if let Some(flights) = fill.flights.take() {
             flights.finish(fill.key(), &fill.flight, Settled::Read(outcome.clone()));
@@ -327,13 +359,21 @@ impl Instance {
     // ----- writes -----
 
     /// Before writing `key` (the user's key): tells the engine, and returns
-    /// the messages to send in the same round trip as the `SET`.
-    pub fn prepare_write(&self, key: &str, now: Instant) -> Result<PreparedWrite> {
+    /// the messages to send in the same round trip as the `SET`. `ttl`: the
+    /// value's TTL in Redis, if it has one: the near cache keeps the value
+    /// no longer than that, counted from now (Redis starts counting later).
+    pub fn prepare_write(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        now: Instant,
+    ) -> Result<PreparedWrite> {
         let outbound =
             self.with_engine(|engine| engine.handle_write(now, key).map_err(Error::from))?;
         Ok(PreparedWrite {
             outbound,
             token: self.near.begin_write(key),
+            expires_by: ttl.map(|ttl| now + core_duration(ttl)),
         })
     }
 
@@ -352,8 +392,13 @@ impl Instance {
     ) -> Result<()> {
         match sent {
             Ok(()) => {
-                self.near
-                    .finish_write(write.token, key, Bytes::copy_from_slice(value), now);
+                self.near.finish_write(
+                    write.token,
+                    key,
+                    Bytes::copy_from_slice(value),
+                    now,
+                    write.expires_by,
+                );
                 self.record_published(&write.outbound);
                 let _ = self.with_engine(|engine| {
                     engine.handle_write_acknowledged(now);
@@ -695,6 +740,11 @@ impl Instance {
             other => tracing::debug!(?other, "unhandled engine effect"),
         }
     }
+}
+
+/// A std duration as the core's, saturating.
+fn core_duration(d: Duration) -> aci_core::Duration {
+    aci_core::Duration::from_nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// `Instance::deadline` when the engine has no timer armed.

@@ -47,15 +47,26 @@ impl TransportError {
     }
 }
 
+/// Whether Redis refused our credentials or rights, in a single reply or in
+/// any reply of a pipeline.
+#[cfg(feature = "redis")]
+fn refused_access(error: &::redis::RedisError) -> bool {
+    let denial = |code: &str| matches!(code, "NOAUTH" | "WRONGPASS" | "NOPERM");
+    error.kind() == ::redis::ErrorKind::AuthenticationFailed
+        || error.code().is_some_and(denial)
+        || error
+            .clone()
+            .into_server_errors()
+            .is_some_and(|replies| replies.iter().any(|(_, e)| denial(e.code())))
+}
+
 #[cfg(feature = "redis")]
 impl TransportError {
     /// Classifies a `redis` error; `timeout` is the limit that was set.
     pub(crate) fn from_redis(error: ::redis::RedisError, timeout: Duration) -> Self {
         // Before the unavailable kinds: the `redis` crate files a failed
         // authentication under "reconnect", which is not what it needs.
-        let denied = error.kind() == ::redis::ErrorKind::AuthenticationFailed
-            || matches!(error.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"));
-        if denied {
+        if refused_access(&error) {
             TransportError::Denied(Box::new(error))
         } else if error.is_timeout() {
             TransportError::Timeout(timeout)

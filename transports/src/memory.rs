@@ -156,11 +156,18 @@ impl Transport for MemoryTransport {
     type Subscription = MemorySubscription;
 
     fn get(&self, key: &str) -> Result<Option<Bytes>, TransportError> {
+        Ok(self.get_with_ttl(key)?.map(|(value, _)| value))
+    }
+
+    fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Option<Duration>)>, TransportError> {
         self.check()?;
         self.inner.gets.fetch_add(1, Ordering::SeqCst);
         let mut values = lock(&self.inner.values);
+        let now = Instant::now();
         match values.get(key) {
-            Some((value, expires)) if *expires > Instant::now() => Ok(Some(value.clone())),
+            Some((value, expires)) if *expires > now => {
+                Ok(Some((value.clone(), Some(*expires - now))))
+            }
             Some(_) => {
                 values.remove(key);
                 Ok(None)
@@ -365,6 +372,12 @@ mod asynchronous {
         }
         async fn flush_db(&self) -> Result<(), TransportError> {
             Transport::flush_db(self)
+        }
+        async fn get_with_ttl(
+            &self,
+            key: &str,
+        ) -> Result<Option<(Bytes, Option<Duration>)>, TransportError> {
+            Transport::get_with_ttl(self, key)
         }
         async fn scan_prefix(
             &self,

@@ -124,6 +124,14 @@ pub trait Transport: Send + Sync + 'static {
     /// Reads `key`; `None` when absent or expired.
     fn get(&self, key: &str) -> Result<Option<Bytes>, TransportError>;
 
+    /// The value of `key` and how long it has left to live, in one round
+    /// trip (`GET` + `PTTL`): `None` for the time when the key has no
+    /// expiry or the transport cannot tell. The near cache keeps a value no
+    /// longer than that. The default calls [`Transport::get`] and cannot tell.
+    fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Option<Duration>)>, TransportError> {
+        Ok(self.get(key)?.map(|value| (value, None)))
+    }
+
     /// Writes `key` with a time to live, then publishes `then`, in one round trip.
     fn set(
         &self,

@@ -37,6 +37,14 @@ impl<T: AsyncTransport> AsyncTransport for FaultyTransport<T> {
         command(&self.link, self.inner.get(key))
     }
 
+    fn get_with_ttl(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<(Bytes, Option<Duration>)>, TransportError>> + Send
+    {
+        command(&self.link, self.inner.get_with_ttl(key))
+    }
+
     fn set(
         &self,
         key: &str,

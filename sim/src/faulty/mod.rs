@@ -219,6 +219,10 @@ impl<T: Transport> Transport for FaultyTransport<T> {
         self.link.command(|| self.inner.get(key))
     }
 
+    fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Option<Duration>)>, TransportError> {
+        self.link.command(|| self.inner.get_with_ttl(key))
+    }
+
     fn set(
         &self,
         key: &str,

@@ -29,6 +29,17 @@ pub trait AsyncTransport: Send + Sync + 'static {
     /// Reads `key`; `None` when absent or expired.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, TransportError>> + Send;
 
+    /// [`Transport::get_with_ttl`](crate::Transport::get_with_ttl),
+    /// asynchronously; the default calls `get` and cannot tell the time left.
+    fn get_with_ttl(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<(Bytes, Option<Duration>)>, TransportError>> + Send
+    {
+        let read = self.get(key);
+        async move { Ok(read.await?.map(|value| (value, None))) }
+    }
+
     /// Writes `key` with a time to live, then publishes `then`, in one round trip.
     fn set(
         &self,

@@ -126,6 +126,17 @@ impl AsyncTransport for RedisAsyncTransport {
         Ok(value.map(Bytes::from))
     }
 
+    async fn get_with_ttl(
+        &self,
+        key: &str,
+    ) -> Result<Option<(Bytes, Option<Duration>)>, TransportError> {
+        let pipe = crate::redis::get_with_ttl_pipe(key);
+        let answer = self
+            .run(|mut c| async move { pipe.query_async(&mut c).await })
+            .await?;
+        Ok(crate::redis::with_ttl(answer))
+    }
+
     async fn set(
         &self,
         key: &str,

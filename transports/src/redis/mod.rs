@@ -150,6 +150,12 @@ impl Transport for RedisTransport {
         Ok(value.map(Bytes::from))
     }
 
+    fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Option<Duration>)>, TransportError> {
+        let pipe = get_with_ttl_pipe(key);
+        let answer = self.with_connection(|c| pipe.query(c))?;
+        Ok(with_ttl(answer))
+    }
+
     fn set(
         &self,
         key: &str,
@@ -286,6 +292,23 @@ pub(crate) fn lease_renew_cmd(key: &str, holder: &str, term: u64, ttl: Duration)
         .arg(millis(ttl))
         .arg(term);
     cmd
+}
+
+/// `GET key` then `PTTL key`, in one pipeline (shared with the async transport).
+pub(crate) fn get_with_ttl_pipe(key: &str) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+    pipe
+}
+
+/// A value and its `PTTL`: -1 (no expiry) is unknown; -2 (gone since the
+/// `GET`) or 0 leaves no time to keep it.
+pub(crate) fn with_ttl((value, pttl): (Option<Vec<u8>>, i64)) -> Option<(Bytes, Option<Duration>)> {
+    let left = match pttl {
+        -1 => None,
+        ms => Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+    };
+    value.map(|v| (Bytes::from(v), left))
 }
 
 /// `SCAN cursor MATCH {prefix}* COUNT count`, the prefix's glob characters

@@ -47,9 +47,27 @@ pub enum Error {
     /// namespace, or call `flush_database` to empty the database on purpose.
     #[error("flush needs a namespace: without one it would delete every key of the database (use flush_database to do that on purpose)")]
     FlushWithoutNamespace,
+    /// A TTL outside what Redis keeps: at least 1 ms, at most 100 years
+    /// (`aci_core::MIN_TTL`, `aci_core::MAX_TTL`). Nothing was written.
+    #[error("TTL of {ttl:?} is out of range: it must be between 1 ms and 100 years")]
+    InvalidTtl {
+        /// The TTL given.
+        ttl: std::time::Duration,
+    },
     /// A background thread could not be started.
     #[error("could not start the background worker: {0}")]
     Spawn(#[source] std::io::Error),
+}
+
+/// Checks a per-call TTL against the range Redis keeps.
+pub(crate) fn check_ttl(ttl: std::time::Duration) -> Result<()> {
+    let nanos = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
+    let core = aci_core::Duration::from_nanos(nanos);
+    if (aci_core::MIN_TTL..=aci_core::MAX_TTL).contains(&core) {
+        Ok(())
+    } else {
+        Err(Error::InvalidTtl { ttl })
+    }
 }
 
 impl Error {

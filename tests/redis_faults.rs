@@ -275,6 +275,8 @@ fn a_silent_partition_is_noticed_and_the_near_cache_dropped() {
         .timeout(timeout)
         .connect(&server.url())
         .unwrap();
+    // On a loaded machine `connect` may return before the subscription is up.
+    assert!(eventually(Duration::from_secs(10), || cache.is_subscribed()).is_some());
     cache.set("k", "v").unwrap();
     assert_eq!(cache.get_string("k").unwrap().as_deref(), Some("v"));
     // Frozen: sockets stay open, nothing answers, no invalidation can arrive.

@@ -248,6 +248,7 @@ fn counters_count_only_what_happened() {
     // once, not once per failed attempt to resubscribe.
     let transport = MemoryTransport::new();
     let cache = memory_cache(transport.clone());
+    assert!(eventually(Duration::from_secs(10), || cache.is_subscribed()).is_some());
     cache
         .force_strategy(Some(aci_cache::Strategy::Eager))
         .unwrap();
@@ -282,4 +283,29 @@ fn counters_count_only_what_happened() {
     cache.set("k0", "x").unwrap();
     assert_eq!(cache.stats().total_writes, 11);
     assert_eq!(cache.stats().invalidations_sent, 11);
+}
+
+#[test]
+fn a_ttl_redis_cannot_keep_is_a_typed_error_and_writes_nothing() {
+    // Issue 12, finding 7: u64::MAX ms failed only in Redis, with a raw
+    // "value is not an integer or out of range".
+    let transport = MemoryTransport::new();
+    let cache = memory_cache(transport.clone());
+    for ttl in [
+        Duration::from_millis(u64::MAX),
+        Duration::ZERO,
+        Duration::from_micros(999),
+    ] {
+        let err = cache.set_with_ttl("k", "v", ttl).unwrap_err();
+        assert!(matches!(err, Error::InvalidTtl { .. }), "{ttl:?}: {err}");
+    }
+    assert_eq!(transport.get("k").unwrap(), None);
+    assert_eq!(cache.stats().total_writes, 0);
+    // Config floors: a 1 ns controller interval would flood Redis.
+    let err = Builder::new()
+        .controller_interval(Duration::from_nanos(1))
+        .transport(MemoryTransport::new())
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("controller_interval"), "{err}");
 }

@@ -97,6 +97,17 @@ pub(crate) struct Candidate<'a> {
 }
 
 /// Returns the first broken rule, in the order the original checks them.
+/// Shortest `controller_interval` accepted.
+pub const MIN_CONTROLLER_INTERVAL: Duration = Duration::from_millis(100);
+/// Shortest `batch_interval` accepted.
+pub const MIN_BATCH_INTERVAL: Duration = Duration::from_millis(10);
+/// Shortest `sliding_window` accepted.
+pub const MIN_SLIDING_WINDOW: Duration = Duration::from_millis(100);
+/// Shortest TTL accepted (Redis counts expiry in milliseconds).
+pub const MIN_TTL: Duration = Duration::from_millis(1);
+/// Longest TTL accepted: 100 years, far inside what Redis's `PX` takes.
+pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 pub(crate) fn validate(c: &Candidate<'_>) -> Result<(), ConfigError> {
     for (field, value) in [
         ("low_threshold", c.low_threshold),
@@ -121,6 +132,41 @@ pub(crate) fn validate(c: &Candidate<'_>) -> Result<(), ConfigError> {
     ] {
         if value.is_zero() {
             return Err(ConfigError::NotPositive { field });
+        }
+    }
+    // Floors that keep Redis safe from a mistyped unit: every interval each
+    // instance sends a lease request or a rate report, every batch interval
+    // a message; a window shorter than its buckets measures nothing.
+    for (field, value, floor, rule) in [
+        (
+            "controller_interval",
+            c.controller_interval,
+            MIN_CONTROLLER_INTERVAL,
+            "must be at least 100 ms",
+        ),
+        (
+            "batch_interval",
+            c.batch_interval,
+            MIN_BATCH_INTERVAL,
+            "must be at least 10 ms",
+        ),
+        (
+            "sliding_window",
+            c.sliding_window,
+            MIN_SLIDING_WINDOW,
+            "must be at least 100 ms",
+        ),
+    ] {
+        if value < floor {
+            return Err(ConfigError::OutOfRange { field, rule });
+        }
+    }
+    for (field, value) in [("default_ttl", c.default_ttl), ("local_ttl", c.local_ttl)] {
+        if !(MIN_TTL..=MAX_TTL).contains(&value) {
+            return Err(ConfigError::OutOfRange {
+                field,
+                rule: "must be between 1 ms and 100 years",
+            });
         }
     }
     if !(c.hysteresis.is_finite() && (0.0..1.0).contains(&c.hysteresis)) {
@@ -190,6 +236,32 @@ mod tests {
             (
                 Config::builder().sliding_window(Duration::ZERO),
                 "sliding_window",
+            ),
+            // Issue 12, finding 7: floors that keep Redis safe, and a TTL
+            // range Redis accepts.
+            (
+                Config::builder().controller_interval(Duration::from_nanos(1)),
+                "controller_interval",
+            ),
+            (
+                Config::builder().controller_interval(Duration::from_millis(99)),
+                "controller_interval",
+            ),
+            (
+                Config::builder().sliding_window(Duration::from_nanos(1)),
+                "sliding_window",
+            ),
+            (
+                Config::builder().batch_interval(Duration::from_micros(100)),
+                "batch_interval",
+            ),
+            (
+                Config::builder().default_ttl(Duration::from_millis(u64::MAX)),
+                "default_ttl",
+            ),
+            (
+                Config::builder().local_ttl(Duration::from_nanos(999_999)),
+                "local_ttl",
             ),
             (Config::builder().hysteresis(1.0), "hysteresis"),
             (Config::builder().hysteresis(-0.1), "hysteresis"),

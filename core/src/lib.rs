@@ -51,7 +51,9 @@ pub use config::{
     Config, ConfigBuilder, MESSAGE_BYTES_CAP, MESSAGE_BYTES_MIN, MESSAGE_KEYS_CAP,
     NAMESPACE_MAX_BYTES, PREFIX_MAX_BYTES,
 };
-pub use config_error::ConfigError;
+pub use config_error::{
+    ConfigError, MAX_TTL, MIN_BATCH_INTERVAL, MIN_CONTROLLER_INTERVAL, MIN_SLIDING_WINDOW, MIN_TTL,
+};
 pub use engine::{
     DropReason, Effect, Engine, Handled, LeaseOp, LeaseReply, LeaseRequest, Publish, Rejection,
     WriteError,

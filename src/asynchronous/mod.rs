@@ -191,7 +191,8 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
             .await
     }
 
-    /// Writes `value` with a TTL of its own.
+    /// Writes `value` with a TTL of its own, between 1 ms and 100 years
+    /// (otherwise [`Error::InvalidTtl`](crate::Error::InvalidTtl), nothing written).
     pub async fn set_with_ttl(
         &self,
         key: &str,
@@ -199,6 +200,7 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
         ttl: Duration,
     ) -> Result<()> {
         self.ensure_running()?;
+        crate::error::check_ttl(ttl)?;
         let instance = &self.shared.instance;
         let value = value.as_ref();
         let stored = instance.settings().stored_key(key);

@@ -201,9 +201,11 @@ impl<T: Transport> AdaptiveCache<T> {
         self.set_with_ttl(key, value, Duration::from_nanos(ttl.as_nanos()))
     }
 
-    /// Writes `value` with a TTL of its own.
+    /// Writes `value` with a TTL of its own, between 1 ms and 100 years
+    /// (otherwise [`Error::InvalidTtl`](crate::Error::InvalidTtl), nothing written).
     pub fn set_with_ttl(&self, key: &str, value: impl AsRef<[u8]>, ttl: Duration) -> Result<()> {
         self.ensure_running()?;
+        crate::error::check_ttl(ttl)?;
         let instance = &self.shared.instance;
         let value = value.as_ref();
         let stored = instance.settings().stored_key(key);

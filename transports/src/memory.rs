@@ -79,11 +79,14 @@ impl MemoryTransport {
     /// Brings the server up (`true`) or down (`false`). Going down ends every
     /// subscription; data survives, as with a restarted Redis that persists.
     pub fn set_available(&self, available: bool) {
+        // Down first: a subscriber that sees its subscription end and
+        // subscribes again at once must find the server down, not slip in
+        // between (it then stayed subscribed through the whole outage).
+        self.inner.down.store(!available, Ordering::SeqCst);
         if !available {
             self.inner.incarnation.fetch_add(1, Ordering::SeqCst);
             lock(&self.inner.subscribers).clear();
         }
-        self.inner.down.store(!available, Ordering::SeqCst);
     }
 
     /// `GET`s served so far (to check single-flight and near-cache hits).

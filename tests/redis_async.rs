@@ -223,3 +223,40 @@ async fn async_instances_elect_a_controller_and_replace_it() {
     );
     assert_eq!(heir.stats().term, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_connect_fails_typed_when_redis_refuses_or_is_absent() {
+    // Issue 12, findings 3 and 4, for the async cache.
+    if support::skip_without_own_servers("async_connect_fails_typed_when_redis_refuses_or_is_absent") {
+        return;
+    }
+    let server = tokio::task::block_in_place(|| {
+        support::RedisServer::start_with(
+            &["--requirepass", "s3cret", "--user", "nochannels", "on", ">pw", "~*", "resetchannels", "+@all"],
+            Some(":s3cret"),
+        )
+    });
+    let port = server.url().rsplit(':').next().unwrap().to_owned();
+    for url in [
+        format!("redis://127.0.0.1:{port}"),
+        format!("redis://:nope@127.0.0.1:{port}"),
+        format!("redis://nochannels:pw@127.0.0.1:{port}"),
+    ] {
+        let err = aci_cache::Builder::new()
+            .is_controller(false)
+            .timeout(Duration::from_millis(300))
+            .connect_async(&url)
+            .await
+            .map(|_| ())
+            .expect_err(&url);
+        assert!(err.is_denied() && !err.is_unavailable(), "{url}: {err}");
+    }
+    let absent = format!("redis://127.0.0.1:{}", support::another_free_port());
+    let err = aci_cache::Builder::new()
+        .timeout(Duration::from_millis(300))
+        .connect_async(&absent)
+        .await
+        .map(|_| ())
+        .expect_err("nothing listens");
+    assert!(err.is_unavailable(), "{err}");
+}

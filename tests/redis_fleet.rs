@@ -261,31 +261,76 @@ fn password_and_acl_users_work_through_the_url() {
         cache.set("k", auth).unwrap();
         assert_eq!(cache.get_string("k").unwrap().as_deref(), Some(auth));
     }
+    // Issue 12, findings 3 and 5: connecting with a wrong password fails,
+    // typed, and as permanent — not "try later" — so a retry loop stops.
     let wrong = format!("redis://:nope@127.0.0.1:{}", server.port);
-    let cache = Builder::new()
+    let err = Builder::new()
         .is_controller(false)
         .timeout(Duration::from_millis(200))
         .connect(&wrong)
-        .unwrap();
-    assert!(!cache.is_subscribed());
-    let err = cache.set("k", "v").unwrap_err();
+        .map(|_| ())
+        .unwrap_err();
     assert!(matches!(err, aci_cache::Error::Transport(_)), "{err}");
-    // Issue 12, finding 5: a wrong password is permanent, not "try later".
     assert!(err.is_denied(), "{err}");
     assert!(
         !err.is_unavailable(),
         "a retry loop would spin forever: {err}"
     );
-    // No password at all (NOAUTH), and an ACL user without the command.
-    let none = format!("redis://127.0.0.1:{}", server.port);
-    let err = Builder::new()
-        .is_controller(false)
-        .timeout(Duration::from_millis(200))
-        .connect(&none)
-        .unwrap()
-        .get("k")
-        .unwrap_err();
-    assert!(err.is_denied() && !err.is_unavailable(), "{err}");
+    // No password at all (NOAUTH), and an ACL user without channel rights
+    // (a new Redis 7 user's default): refused at connect, not subscribed
+    // in name only (finding 4).
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("nochannels")
+        .arg("on")
+        .arg(">pw")
+        .arg("~*")
+        .arg("resetchannels")
+        .arg("+@all")
+        .query(
+            &mut redis::Client::open(format!("redis://:s3cret@127.0.0.1:{}", server.port))
+                .unwrap()
+                .get_connection()
+                .unwrap(),
+        )
+        .unwrap();
+    for url in [
+        format!("redis://127.0.0.1:{}", server.port),
+        format!("redis://nochannels:pw@127.0.0.1:{}", server.port),
+    ] {
+        let err = Builder::new()
+            .is_controller(false)
+            .timeout(Duration::from_millis(200))
+            .connect(&url)
+            .map(|_| ())
+            .expect_err(&url);
+        assert!(err.is_denied() && !err.is_unavailable(), "{url}: {err}");
+    }
+}
+
+#[test]
+fn connecting_to_nothing_fails_within_the_timeout() {
+    // Issue 12, finding 3: a closed port, DB 99 and a missing unix socket
+    // returned Ok after the timeout; the error came at the first operation.
+    let port = support::another_free_port();
+    let timeout = Duration::from_millis(300);
+    for url in [
+        format!("redis://127.0.0.1:{port}"),
+        format!("{}/99", shared_url()),
+        "unix:///nonexistent/redis.sock".to_owned(),
+    ] {
+        let started = std::time::Instant::now();
+        let result = Builder::new()
+            .is_controller(false)
+            .timeout(timeout)
+            .connect(&url);
+        println!("{url}: failed after {:?}", started.elapsed());
+        let err = result.map(|_| ()).expect_err(&url);
+        assert!(
+            matches!(err, aci_cache::Error::Transport(_)),
+            "{url}: {err}"
+        );
+    }
 }
 
 #[test]

@@ -157,15 +157,10 @@ fn caches_work_over_tls() {
 
     // A client that does not trust the test CA is refused, with a typed error.
     let untrusting = redis::Client::open(format!("rediss://127.0.0.1:{tls_port}")).unwrap();
-    let c = Builder::new()
+    let refused = Builder::new()
         .is_controller(false)
         .timeout(Duration::from_millis(300))
-        .client(untrusting)
-        .unwrap();
-    assert!(!c.is_subscribed());
-    assert!(matches!(
-        c.set("k", "x"),
-        Err(aci_cache::Error::Transport(_))
-    ));
+        .client(untrusting);
+    assert!(matches!(refused, Err(aci_cache::Error::Transport(_))));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -65,7 +65,7 @@ async fn after_stop_the_async_cache_fails_typed_until_start() {
         cache.force_strategy(None).await,
         Err(Error::Stopped)
     ));
-    cache.start().await;
+    cache.start().await.unwrap();
     assert_eq!(cache.get_string("k").await.unwrap().as_deref(), Some("v"));
 }
 

@@ -18,6 +18,7 @@ use crate::flush::Flush;
 use crate::instance::{Instance, Lookup};
 use crate::settings::{Builder, Settings};
 use crate::stats::Stats;
+use crate::subscription_guard::SubscriptionGuard;
 
 /// [`AdaptiveCache`](crate::AdaptiveCache) for async code: the same near
 /// cache, engine and guarantees, driven by tokio tasks.
@@ -82,7 +83,8 @@ impl Builder {
 }
 
 impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
-    /// A started cache on `transport`; waits (at most the timeout) for the subscription.
+    /// A started cache on `transport`: subscribed, or an error within the
+    /// timeout (see [`AsyncAdaptiveCache::start`]).
     pub async fn start_with(transport: T, settings: Settings) -> Result<Self> {
         let (stop, _) = watch::channel(false);
         let cache = AsyncAdaptiveCache {
@@ -94,35 +96,43 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
             }),
             worker: Mutex::new(None),
         };
-        cache.start().await;
+        cache.start().await?;
         Ok(cache)
     }
 
-    /// Starts the background task if it is not running.
-    pub async fn start(&self) {
+    /// Starts the cache if it is not running: subscribes to the fleet's
+    /// channels first — within the timeout, or fails typed (Redis down or
+    /// frozen: `is_unavailable`; a wrong password, an ACL user without
+    /// channel rights: `is_denied`) — then spawns the background task. A
+    /// cache whose `start` failed stays stopped.
+    pub async fn start(&self) -> Result<()> {
+        if self
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
         {
-            let mut worker = self.worker.lock().unwrap_or_else(PoisonError::into_inner);
-            if worker.is_some() {
-                return;
-            }
-            self.shared.stop.send_replace(false);
-            self.shared
-                .instance
-                .start(self.shared.clock.now(), Clock::unix_now());
-            *worker = Some(tokio::spawn(worker::run(Arc::clone(&self.shared))));
+            return Ok(());
         }
-        let timeout = self.shared.instance.settings().timeout;
-        let subscribed = tokio::time::timeout(timeout, async {
-            while !self.is_subscribed() {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        })
-        .await;
-        if subscribed.is_err() {
-            tracing::warn!(
-                "not subscribed yet; the near cache stays off until the subscription is up"
-            );
+        let config = &self.shared.instance.settings().core;
+        let channels = [config.invalidation_channel(), config.strategy_channel()];
+        let subscription = self.shared.transport.subscribe(&channels).await?;
+        let mut worker = self.worker.lock().unwrap_or_else(PoisonError::into_inner);
+        if worker.is_some() {
+            return Ok(()); // started meanwhile by another caller
         }
+        self.shared.stop.send_replace(false);
+        self.shared
+            .instance
+            .start(self.shared.clock.now(), Clock::unix_now());
+        self.shared.instance.subscribed();
+        let guard = SubscriptionGuard::new(&self.shared);
+        *worker = Some(tokio::spawn(worker::run(
+            Arc::clone(&self.shared),
+            subscription,
+            guard,
+        )));
+        Ok(())
     }
 
     /// Stops: flushes the batch buffer, joins the task, closes the

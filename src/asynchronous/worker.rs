@@ -8,21 +8,26 @@ use aci_transports::{AsyncSubscription, AsyncTransport};
 
 use super::Shared;
 use crate::instance::Outbound;
-use crate::subscription_guard::SubscriptionGuard;
+use crate::subscription_guard::{OnLost, SubscriptionGuard};
 
 const BACKOFF_START: Duration = Duration::from_millis(50);
 const BACKOFF_CAP: Duration = Duration::from_millis(500);
 /// How long to sleep when no timer is armed.
 const IDLE: Duration = Duration::from_secs(3600);
 
-pub(super) async fn run<T: AsyncTransport>(shared: Arc<Shared<T>>) {
+/// Runs until stopped, starting on `first`, the subscription `start` made.
+/// `_guard` is dropped with this future: when it ends, and when its runtime
+/// drops it (polled or not).
+pub(super) async fn run<T: AsyncTransport>(
+    shared: Arc<Shared<T>>,
+    first: T::Subscription,
+    _guard: SubscriptionGuard<Shared<T>>,
+) {
     let instance = &shared.instance;
-    // Dropped last, also when the runtime shuts down and drops this task.
-    let _guard = SubscriptionGuard::new(instance, &shared.clock);
     let config = instance.settings().core.clone();
     let channels = [config.invalidation_channel(), config.strategy_channel()];
     let mut stop = shared.stop.subscribe();
-    let mut subscription: Option<T::Subscription> = None;
+    let mut subscription: Option<T::Subscription> = Some(first);
     let mut backoff = BACKOFF_START;
 
     while !*stop.borrow_and_update() {
@@ -72,6 +77,12 @@ pub(super) async fn run<T: AsyncTransport>(shared: Arc<Shared<T>>) {
 
     publish(&shared, instance.stop(shared.clock.now())).await;
     drop(subscription);
+}
+
+impl<T> OnLost for Shared<T> {
+    fn subscription_lost(&self) {
+        self.instance.subscription_lost(self.clock.now());
+    }
 }
 
 /// Publishes what the engine asked for, runs its lease operation and

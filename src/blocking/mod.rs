@@ -18,6 +18,7 @@ use crate::flush::Flush;
 use crate::instance::{Instance, Lookup};
 use crate::settings::{Builder, Settings};
 use crate::stats::Stats;
+use crate::subscription_guard::SubscriptionGuard;
 
 /// A near cache in front of Redis, kept consistent across a fleet.
 ///
@@ -91,9 +92,9 @@ impl Builder {
 }
 
 impl<T: Transport> AdaptiveCache<T> {
-    /// A started cache on `transport`. Waits (at most the timeout) for the
-    /// subscription, so messages published afterwards are seen; without it
-    /// the cache works, uncached, and keeps trying to subscribe.
+    /// A started cache on `transport`: subscribed (so messages published
+    /// afterwards are seen), or an error within the timeout (see
+    /// [`AdaptiveCache::start`]).
     pub fn start_with(transport: T, settings: Settings) -> Result<Self> {
         let cache = AdaptiveCache {
             shared: Arc::new(Shared {
@@ -108,32 +109,33 @@ impl<T: Transport> AdaptiveCache<T> {
         Ok(cache)
     }
 
-    /// Starts the background worker if it is not running.
+    /// Starts the cache if it is not running: subscribes to the fleet's
+    /// channels first — within the timeout, or fails typed (Redis down or
+    /// frozen: [`Error::is_unavailable`]; a wrong password, an ACL user
+    /// without channel rights: [`Error::is_denied`]) — then starts the
+    /// background worker. A cache whose `start` failed stays stopped.
     pub fn start(&self) -> Result<()> {
         let mut worker = self.worker.lock().unwrap_or_else(PoisonError::into_inner);
         if worker.is_some() {
             return Ok(());
         }
+        let config = &self.shared.instance.settings().core;
+        let channels = [config.invalidation_channel(), config.strategy_channel()];
+        let subscription = self.shared.transport.subscribe(&channels)?;
         self.shared.stop.store(false, Ordering::SeqCst);
         self.shared
             .instance
             .start(self.shared.clock.now(), Clock::unix_now());
+        self.shared.instance.subscribed();
         let shared = Arc::clone(&self.shared);
+        // Made now and moved into the thread: if it cannot start, the
+        // closure is dropped, and the guard with it.
+        let guard = SubscriptionGuard::new(&self.shared);
         let handle = std::thread::Builder::new()
             .name(format!("aci-cache-{}", self.instance_id()))
-            .spawn(move || worker::run(&shared))
+            .spawn(move || worker::run(&shared, subscription, guard))
             .map_err(Error::Spawn)?;
         *worker = Some(handle);
-        drop(worker);
-        let deadline = Instant::now() + self.shared.instance.settings().timeout;
-        while !self.is_subscribed() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        if !self.is_subscribed() {
-            tracing::warn!(
-                "not subscribed yet; the near cache stays off until the subscription is up"
-            );
-        }
         Ok(())
     }
 

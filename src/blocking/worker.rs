@@ -8,7 +8,7 @@ use aci_transports::{Subscription, Transport};
 
 use super::Shared;
 use crate::instance::Outbound;
-use crate::subscription_guard::SubscriptionGuard;
+use crate::subscription_guard::{OnLost, SubscriptionGuard};
 
 /// Longest wait between two checks of the stop flag.
 const POLL: Duration = Duration::from_millis(50);
@@ -17,13 +17,17 @@ const BACKOFF_START: Duration = Duration::from_millis(50);
 /// Retry delays double up to this, so a returning server is noticed within it.
 const BACKOFF_CAP: Duration = Duration::from_millis(500);
 
-pub(super) fn run<T: Transport>(shared: &Shared<T>) {
+/// Runs until stopped, starting on `first`, the subscription `start` made.
+/// `_guard` is dropped last, after the subscription, however this ends.
+pub(super) fn run<T: Transport>(
+    shared: &Shared<T>,
+    first: T::Subscription,
+    _guard: SubscriptionGuard<Shared<T>>,
+) {
     let instance = &shared.instance;
-    // Declared first, dropped last: after the subscription, however the loop ends.
-    let _guard = SubscriptionGuard::new(instance, &shared.clock);
     let config = instance.settings().core.clone();
     let channels = [config.invalidation_channel(), config.strategy_channel()];
-    let mut subscription: Option<T::Subscription> = None;
+    let mut subscription: Option<T::Subscription> = Some(first);
     let mut backoff = BACKOFF_START;
 
     while !shared.stop.load(Ordering::SeqCst) {
@@ -78,6 +82,12 @@ pub(super) fn run<T: Transport>(shared: &Shared<T>) {
 
     publish(shared, instance.stop(shared.clock.now()));
     drop(subscription);
+}
+
+impl<T> OnLost for Shared<T> {
+    fn subscription_lost(&self) {
+        self.instance.subscription_lost(self.clock.now());
+    }
 }
 
 /// Publishes what the engine asked for, runs its lease operation and

@@ -91,8 +91,10 @@ fn read_loop(
         let _ = ready.send(Err(TransportError::from_redis(e, timeout)));
         return;
     }
-    if let Err(e) = pubsub.set_read_timeout(Some(POLL)) {
-        let _ = ready.send(Err(TransportError::from_redis(e, timeout)));
+    // The crate ignores an error reply to `SUBSCRIBE` (no password, an ACL
+    // user without channel rights): confirm before saying ready.
+    if let Err(e) = confirm_subscribed(&mut pubsub, timeout) {
+        let _ = ready.send(Err(e));
         return;
     }
     let _ = ready.send(Ok(()));
@@ -125,12 +127,37 @@ fn read_loop(
     }
 }
 
+/// Proves the connection is subscribed: in subscribed mode `PING` answers
+/// `["pong", …]`; a connection whose `SUBSCRIBE` was refused answers a plain
+/// `PONG`, or the refusal itself (`NOAUTH`).
+fn confirm_subscribed(
+    pubsub: &mut redis::PubSub<'_>,
+    timeout: Duration,
+) -> Result<(), TransportError> {
+    let map = |e| TransportError::from_redis(e, timeout);
+    pubsub.set_read_timeout(Some(timeout)).map_err(map)?;
+    let answer = pubsub
+        .ping::<redis::Value>()
+        .and_then(redis::Value::extract_error)
+        .map_err(map)?;
+    if !matches!(answer, redis::Value::Array(_) | redis::Value::Push { .. }) {
+        return Err(TransportError::Denied(
+            "Redis refused the SUBSCRIBE: the user needs rights to the cache's channels (&{prefix}:{namespace}:*)".into(),
+        ));
+    }
+    pubsub.set_read_timeout(Some(POLL)).map_err(map)
+}
+
 /// `PING` on the subscribed connection, answered within `timeout` or failed.
 fn health_check(pubsub: &mut redis::PubSub<'_>, timeout: Duration) -> Result<(), TransportError> {
     let map = |e| TransportError::from_redis(e, timeout);
     pubsub.set_read_timeout(Some(timeout)).map_err(map)?;
     // Messages that arrive before the answer are kept for `get_message`.
-    pubsub.ping::<redis::Value>().map_err(map)?;
+    // An error reply parses as a `Value` too: extract it.
+    pubsub
+        .ping::<redis::Value>()
+        .and_then(redis::Value::extract_error)
+        .map_err(map)?;
     pubsub.set_read_timeout(Some(POLL)).map_err(map)
 }
 

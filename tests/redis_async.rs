@@ -227,12 +227,24 @@ async fn async_instances_elect_a_controller_and_replace_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_connect_fails_typed_when_redis_refuses_or_is_absent() {
     // Issue 12, findings 3 and 4, for the async cache.
-    if support::skip_without_own_servers("async_connect_fails_typed_when_redis_refuses_or_is_absent") {
+    if support::skip_without_own_servers(
+        "async_connect_fails_typed_when_redis_refuses_or_is_absent",
+    ) {
         return;
     }
     let server = tokio::task::block_in_place(|| {
         support::RedisServer::start_with(
-            &["--requirepass", "s3cret", "--user", "nochannels", "on", ">pw", "~*", "resetchannels", "+@all"],
+            &[
+                "--requirepass",
+                "s3cret",
+                "--user",
+                "nochannels",
+                "on",
+                ">pw",
+                "~*",
+                "resetchannels",
+                "+@all",
+            ],
             Some(":s3cret"),
         )
     });

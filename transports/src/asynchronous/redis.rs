@@ -34,7 +34,8 @@ impl std::fmt::Debug for RedisAsyncTransport {
 impl RedisAsyncTransport {
     /// A transport for the server at `url`. Nothing is connected yet.
     pub fn open<T: IntoConnectionInfo>(url: T) -> Result<Self, TransportError> {
-        let client = Client::open(url).map_err(|e| TransportError::Backend(Box::new(e)))?;
+        let client = Client::open(crate::redis::lean_connection_info(url)?)
+            .map_err(|e| TransportError::Backend(Box::new(e)))?;
         Ok(Self::from_client(client))
     }
 
@@ -83,8 +84,14 @@ impl RedisAsyncTransport {
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
+        // One budget for connecting and the command: a frozen server that
+        // accepts connections must not cost twice the timeout.
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let conn = self.connection().await?;
-        let result = self.within(op(conn)).await;
+        let result = match tokio::time::timeout_at(deadline, op(conn)).await {
+            Ok(result) => result.map_err(|e| TransportError::from_redis(e, self.timeout)),
+            Err(_) => Err(TransportError::Timeout(self.timeout)),
+        };
         if let Err(e) = &result {
             if e.is_unavailable() {
                 *self.shared.lock().unwrap_or_else(PoisonError::into_inner) = None;

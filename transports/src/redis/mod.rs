@@ -52,7 +52,8 @@ impl RedisTransport {
     /// A transport for the server at `url`. Nothing is connected yet.
     /// `rediss://` URLs need the `tls` feature.
     pub fn open<T: IntoConnectionInfo>(url: T) -> Result<Self, TransportError> {
-        let client = Client::open(url).map_err(|e| TransportError::Backend(Box::new(e)))?;
+        let client = Client::open(lean_connection_info(url)?)
+            .map_err(|e| TransportError::Backend(Box::new(e)))?;
         Ok(Self::from_client(client))
     }
 
@@ -92,12 +93,27 @@ impl RedisTransport {
         Ok(conn)
     }
 
-    /// Runs `op` on a pooled connection. A connection that failed in any way
-    /// other than a server error reply is dropped, not reused.
+    /// Runs `op` (one command) on a pooled connection. A connection that
+    /// failed in any way other than a server error reply is dropped, not reused.
     fn with_connection<T>(
         &self,
         op: impl FnOnce(&mut Connection) -> RedisResult<T>,
     ) -> Result<T, TransportError> {
+        self.with_pipeline(1, op)
+    }
+
+    /// Runs `op`, which reads `replies` replies, within the timeout. The
+    /// `redis` crate reads every reply of a pipeline even after one timed
+    /// out, each with the socket's read timeout: a frozen server would cost
+    /// `replies` × the timeout, so each read gets its share. Connecting, when
+    /// no pooled connection is left, comes out of the same budget.
+    fn with_pipeline<T>(
+        &self,
+        replies: usize,
+        op: impl FnOnce(&mut Connection) -> RedisResult<T>,
+    ) -> Result<T, TransportError> {
+        let map = |e| TransportError::from_redis(e, self.timeout);
+        let started = std::time::Instant::now();
         let generation = self.generation.load(Ordering::SeqCst);
         let pooled = self
             .idle
@@ -106,11 +122,24 @@ impl RedisTransport {
             .pop();
         let mut conn = match pooled {
             Some(conn) => conn,
-            None => self
-                .connect()
-                .map_err(|e| TransportError::from_redis(e, self.timeout))?,
+            None => self.connect().map_err(map)?,
         };
+        let budget = self.timeout.saturating_sub(started.elapsed());
+        let divisor = u32::try_from(replies.max(1)).unwrap_or(u32::MAX);
+        let per_read = (budget / divisor).max(Duration::from_millis(1));
+        conn.set_read_timeout(Some(per_read)).map_err(map)?;
         let result = op(&mut conn);
+        self.finish(conn, generation, result)
+    }
+
+    /// Pools `conn` again unless it failed in a way other than an error
+    /// reply, or `close` ran since it was taken (`generation`).
+    fn finish<T>(
+        &self,
+        conn: Connection,
+        generation: u64,
+        result: RedisResult<T>,
+    ) -> Result<T, TransportError> {
         let reusable = match &result {
             Ok(_) => true,
             Err(e) => e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError),
@@ -124,6 +153,21 @@ impl RedisTransport {
         }
         result.map_err(|e| TransportError::from_redis(e, self.timeout))
     }
+}
+
+/// The connection info of `url`, without the `CLIENT SETINFO` the `redis`
+/// crate pipelines into every new connection: on a server that accepts
+/// connections but does not answer, each of its replies waits the read
+/// timeout, so connecting alone took twice the timeout. (Shared with the
+/// async transport.)
+pub(crate) fn lean_connection_info<T: IntoConnectionInfo>(
+    url: T,
+) -> Result<redis::ConnectionInfo, TransportError> {
+    let info = url
+        .into_connection_info()
+        .map_err(|e| TransportError::Backend(Box::new(e)))?;
+    let settings = info.redis_settings().clone().set_skip_set_lib_name();
+    Ok(info.set_redis_settings(settings))
 }
 
 /// With TLS, rustls needs a process-wide crypto provider; install ring's
@@ -152,7 +196,7 @@ impl Transport for RedisTransport {
 
     fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, Option<Duration>)>, TransportError> {
         let pipe = get_with_ttl_pipe(key);
-        let answer = self.with_connection(|c| pipe.query(c))?;
+        let answer = self.with_pipeline(2, |c| pipe.query(c))?;
         Ok(with_ttl(answer))
     }
 
@@ -172,14 +216,14 @@ impl Transport for RedisTransport {
             .arg(millis)
             .ignore();
         add_publishes(&mut pipe, then);
-        self.with_connection(|c| pipe.query::<()>(c))
+        self.with_pipeline(1 + then.len(), |c| pipe.query::<()>(c))
     }
 
     fn delete(&self, key: &str, then: &[Outgoing<'_>]) -> Result<bool, TransportError> {
         let mut pipe = redis::pipe();
         pipe.cmd("DEL").arg(key);
         add_publishes(&mut pipe, then);
-        let (removed,): (i64,) = self.with_connection(|c| pipe.query(c))?;
+        let (removed,): (i64,) = self.with_pipeline(1 + then.len(), |c| pipe.query(c))?;
         Ok(removed > 0)
     }
 
@@ -189,7 +233,7 @@ impl Transport for RedisTransport {
         }
         let mut pipe = redis::pipe();
         add_publishes(&mut pipe, messages);
-        self.with_connection(|c| pipe.query::<()>(c))
+        self.with_pipeline(messages.len(), |c| pipe.query::<()>(c))
     }
 
     fn subscribe(&self, channels: &[&str]) -> Result<RedisSubscription, TransportError> {
@@ -221,7 +265,7 @@ impl Transport for RedisTransport {
         let mut pipe = redis::pipe();
         pipe.cmd("UNLINK").arg(keys);
         add_publishes(&mut pipe, then);
-        let (removed,): (u64,) = self.with_connection(|c| pipe.query(c))?;
+        let (removed,): (u64,) = self.with_pipeline(1 + then.len(), |c| pipe.query(c))?;
         Ok(removed)
     }
 

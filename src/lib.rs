@@ -52,7 +52,10 @@ pub use aci_transports as transports;
 pub use asynchronous::AsyncAdaptiveCache;
 pub use blocking::AdaptiveCache;
 pub use error::{Error, Result};
-pub use settings::{Builder, Settings, DEFAULT_NEAR_BYTES, DEFAULT_NEAR_ENTRIES, DEFAULT_TIMEOUT};
+pub use settings::{
+    Builder, Settings, DEFAULT_NEAR_BYTES, DEFAULT_NEAR_ENTRIES, DEFAULT_NEAR_MAX_VALUE_BYTES,
+    DEFAULT_TIMEOUT,
+};
 pub use stats::Stats;
 
 /// The README's examples, compiled and run as doctests.

@@ -73,20 +73,40 @@ pub(crate) struct NearCache {
     epoch: AtomicU64,
     enabled: AtomicBool,
     ttl: Duration,
+    /// Largest value kept; larger ones are counted in `oversized`.
+    max_value: u64,
+    oversized: std::sync::atomic::AtomicU64,
 }
 
 impl NearCache {
     /// A cache of at most `max_entries` entries and `max_bytes` bytes, whose
-    /// entries live `ttl`. Starts disabled (no subscription yet).
-    pub(crate) fn new(max_entries: usize, max_bytes: u64, ttl: Duration) -> Self {
+    /// entries live `ttl`, keeping values of at most `max_value` bytes.
+    /// Starts disabled (no subscription yet).
+    pub(crate) fn new(max_entries: usize, max_bytes: u64, max_value: u64, ttl: Duration) -> Self {
         let floor = (max_bytes / max_entries.max(1) as u64).max(1);
         NearCache {
-            map: Cache::with_weighter(max_entries.min(1 << 20), max_bytes, Weigh { floor }),
+            map: map(max_entries, max_bytes, max_value, floor),
             generations: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
             epoch: AtomicU64::new(0),
             enabled: AtomicBool::new(false),
             ttl,
+            max_value,
+            oversized: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Values not kept because they exceed the largest value size.
+    pub(crate) fn oversized(&self) -> u64 {
+        self.oversized.load(Ordering::Relaxed)
+    }
+
+    /// Whether a value of `len` bytes may be kept; counts it if not.
+    fn fits(&self, len: usize) -> bool {
+        let fits = len as u64 <= self.max_value;
+        if !fits {
+            self.oversized.fetch_add(1, Ordering::Relaxed);
+        }
+        fits
     }
 
     /// The value for `key`, if cached and not expired.
@@ -134,6 +154,7 @@ impl NearCache {
         if *generation != token.generation
             || self.epoch.load(Ordering::SeqCst) != token.epoch
             || !self.enabled.load(Ordering::SeqCst)
+            || !self.fits(value.len())
         {
             return false;
         }
@@ -182,7 +203,7 @@ impl NearCache {
             && self.enabled.load(Ordering::SeqCst);
         // Either way, reads that began before now may have seen the old value.
         *generation += 1;
-        if !undisturbed {
+        if !undisturbed || !self.fits(value.len()) {
             self.map.remove(key);
             return false;
         }
@@ -236,6 +257,35 @@ impl NearCache {
     }
 }
 
+/// The map: quick_cache splits its capacity over shards, and a value
+/// heavier than a shard's share is never kept — with the default shard
+/// count (4 per core) a 64 MiB cache could not keep a 10 MB value. Fewer
+/// shards, so that each holds at least two of the largest values allowed.
+fn map(max_entries: usize, max_bytes: u64, max_value: u64, floor: u64) -> Cache<Key, Entry, Weigh> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let fit = max_bytes / (2 * (max_value + ENTRY_OVERHEAD)).max(1);
+    let shards = usize::try_from(fit)
+        .unwrap_or(usize::MAX)
+        .clamp(1, cores * 4);
+    // A power of two at most `shards` (quick_cache rounds up otherwise).
+    let shards = 1usize << (usize::BITS - 1 - shards.leading_zeros());
+    let options = quick_cache::OptionsBuilder::new()
+        .estimated_items_capacity(max_entries.min(1 << 20))
+        .weight_capacity(max_bytes)
+        .shards(shards)
+        .build();
+    match options {
+        Ok(options) => Cache::with_options(
+            options,
+            Weigh { floor },
+            quick_cache::DefaultHashBuilder::default(),
+            Default::default(),
+        ),
+        // Only a zero capacity fails, which the settings refuse.
+        Err(_) => Cache::with_weighter(max_entries.min(1 << 20), max_bytes, Weigh { floor }),
+    }
+}
+
 fn stripe_of(key: &str) -> usize {
     // FNV-1a: stripes only need spreading, not resistance to attack (a
     // collision costs a skipped fill).
@@ -253,7 +303,7 @@ mod tests {
     const T0: Instant = Instant::from_secs(100);
 
     fn enabled(entries: usize, bytes: u64) -> NearCache {
-        let near = NearCache::new(entries, bytes, Duration::from_secs(10));
+        let near = NearCache::new(entries, bytes, bytes / 2, Duration::from_secs(10));
         near.set_enabled(true);
         near
     }
@@ -350,7 +400,7 @@ mod tests {
 
     #[test]
     fn disabled_caches_nothing() {
-        let near = NearCache::new(100, 1 << 20, Duration::from_secs(10));
+        let near = NearCache::new(100, 1 << 20, 1 << 19, Duration::from_secs(10));
         let token = near.begin_fill("k");
         assert!(!near.finish_fill(token, "k", v("v"), T0, None));
         assert!(!write(&near, "k", v("v")));

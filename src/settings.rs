@@ -12,6 +12,9 @@ use crate::error::Result;
 pub const DEFAULT_NEAR_ENTRIES: usize = 100_000;
 /// Default near-cache capacity in bytes (keys + values + bookkeeping).
 pub const DEFAULT_NEAR_BYTES: u64 = 64 * 1024 * 1024;
+/// Default largest value the near cache keeps (larger ones are read from
+/// Redis every time).
+pub const DEFAULT_NEAR_MAX_VALUE_BYTES: u64 = 1024 * 1024;
 /// Default time any Redis operation may take.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -21,6 +24,7 @@ pub struct Settings {
     pub(crate) core: Config,
     pub(crate) near_max_entries: usize,
     pub(crate) near_max_bytes: u64,
+    pub(crate) near_max_value_bytes: u64,
     pub(crate) timeout: Duration,
     pub(crate) miss_on_error: bool,
     pub(crate) instance_id: String,
@@ -42,6 +46,10 @@ impl Settings {
     /// Most bytes the near cache holds.
     pub fn near_max_bytes(&self) -> u64 {
         self.near_max_bytes
+    }
+    /// Largest value the near cache keeps.
+    pub fn near_max_value_bytes(&self) -> u64 {
+        self.near_max_value_bytes
     }
     /// The operation timeout.
     pub fn timeout(&self) -> Duration {
@@ -84,6 +92,7 @@ pub struct Builder {
     core: ConfigBuilder,
     near_max_entries: usize,
     near_max_bytes: u64,
+    near_max_value_bytes: u64,
     timeout: Duration,
     miss_on_error: bool,
     instance_id: Option<String>,
@@ -123,6 +132,7 @@ impl Builder {
             core: ConfigBuilder::new(),
             near_max_entries: DEFAULT_NEAR_ENTRIES,
             near_max_bytes: DEFAULT_NEAR_BYTES,
+            near_max_value_bytes: DEFAULT_NEAR_MAX_VALUE_BYTES,
             timeout: DEFAULT_TIMEOUT,
             miss_on_error: false,
             instance_id: None,
@@ -226,6 +236,15 @@ impl Builder {
         self
     }
 
+    /// Largest value the near cache keeps (default 1 MiB; at most half of
+    /// `near_cache_max_bytes`). A larger value is read from Redis every
+    /// time, and each such read counts in `Stats::near_cache_oversized`:
+    /// one value must not evict the rest of the near cache.
+    pub fn near_cache_max_value_bytes(mut self, bytes: u64) -> Self {
+        self.near_max_value_bytes = bytes;
+        self
+    }
+
     /// How long any Redis operation may take before failing (default 1 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -262,6 +281,13 @@ impl Builder {
             }
             .into());
         }
+        if self.near_max_value_bytes == 0 || self.near_max_value_bytes > self.near_max_bytes / 2 {
+            return Err(ConfigError::OutOfRange {
+                field: "near_cache_max_value_bytes",
+                rule: "must be positive and at most half of near_cache_max_bytes",
+            }
+            .into());
+        }
         if self.timeout.is_zero() {
             return Err(ConfigError::NotPositive { field: "timeout" }.into());
         }
@@ -272,6 +298,7 @@ impl Builder {
             core,
             near_max_entries: self.near_max_entries,
             near_max_bytes: self.near_max_bytes,
+            near_max_value_bytes: self.near_max_value_bytes,
             timeout: self.timeout,
             miss_on_error: self.miss_on_error,
             instance_id,

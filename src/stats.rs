@@ -68,6 +68,9 @@ pub struct Stats {
     pub subscription_losses: u64,
     /// Whether the subscription is up (and the near cache in use).
     pub subscribed: bool,
+    /// Values not kept in the near cache because they exceed
+    /// `near_cache_max_value_bytes` (each read or write of one counts).
+    pub near_cache_oversized: u64,
     /// Entries in the near cache.
     pub near_cache_entries: usize,
     /// Bytes charged to the near cache.

@@ -309,3 +309,44 @@ fn a_ttl_redis_cannot_keep_is_a_typed_error_and_writes_nothing() {
         .expect("refused");
     assert!(err.to_string().contains("controller_interval"), "{err}");
 }
+
+#[test]
+fn the_largest_value_kept_is_a_setting_and_larger_ones_are_counted() {
+    // Issue 12, finding 8: a 50 MB value was never kept although under the
+    // 64 MiB bound, and nothing said why.
+    let big = vec![7u8; 50 * 1000 * 1000];
+    let cache = Builder::new()
+        .is_controller(false)
+        .near_cache_max_bytes(256 << 20)
+        .near_cache_max_value_bytes(64 << 20)
+        .transport(MemoryTransport::new())
+        .unwrap();
+    cache.set("big", &big).unwrap();
+    let hits = cache.stats().cache_hits;
+    assert_eq!(cache.get("big").unwrap().map(|v| v.len()), Some(big.len()));
+    assert_eq!(
+        cache.stats().cache_hits,
+        hits + 1,
+        "the 50 MB value was not kept"
+    );
+    assert_eq!(cache.stats().near_cache_oversized, 0);
+
+    // The default keeps values up to 1 MiB; a larger one is read from the
+    // store every time, and counted.
+    let cache = memory_cache(MemoryTransport::new());
+    cache.set("two-mb", vec![1u8; 2 << 20]).unwrap();
+    let _ = cache.get("two-mb").unwrap();
+    let stats = cache.stats();
+    assert_eq!(stats.cache_hits, 0);
+    assert!(stats.near_cache_oversized >= 2, "{stats:?}");
+    // A bound the near cache cannot honour is refused, with the field named.
+    let err = Builder::new()
+        .near_cache_max_value_bytes(64 << 20)
+        .transport(MemoryTransport::new())
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("near_cache_max_value_bytes"),
+        "{err}"
+    );
+}

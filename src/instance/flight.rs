@@ -158,7 +158,7 @@ mod tests {
     #[test]
     fn a_finish_racing_a_follower_never_strands_it() {
         let flights = Arc::new(Flights::default());
-        let near = NearCache::new(10, 1 << 20, aci_core::Duration::from_secs(1));
+        let near = NearCache::new(10, 1 << 20, 1 << 19, aci_core::Duration::from_secs(1));
         for round in 0..2_000 {
             let Role::Lead(lead) = join(&flights, &near, "k") else {
                 panic!("round {round}: the previous flight was not retired");
@@ -185,7 +185,7 @@ mod tests {
     #[test]
     fn a_reader_after_an_invalidation_leads_a_new_read() {
         let flights = Flights::default();
-        let near = NearCache::new(10, 1 << 20, aci_core::Duration::from_secs(1));
+        let near = NearCache::new(10, 1 << 20, 1 << 19, aci_core::Duration::from_secs(1));
         let Role::Lead(old) = join(&flights, &near, "k") else {
             panic!("first reader leads");
         };

@@ -233,6 +233,7 @@ impl Instance {
             near: NearCache::new(
                 settings.near_max_entries,
                 settings.near_max_bytes,
+                settings.near_max_value_bytes,
                 settings.core.local_ttl(),
             ),
             engine: Mutex::new(Box::new(engine)),
@@ -662,6 +663,7 @@ impl Instance {
             subscription_losses: c.subscription_losses.get(),
             subscribed: self.is_subscribed(),
             near_cache_entries: self.near.len(),
+            near_cache_oversized: self.near.oversized(),
             near_cache_bytes: self.near.weight(),
         }
     }

@@ -110,15 +110,16 @@ proptest! {
 
     /// An adversary with PUBLISH rights floods the strategy channel with
     /// decisions under random terms and sources: a fleet the write rate
-    /// keeps in eager stays in eager, and the invariants hold.
+    /// keeps in eager stays in eager, and the invariants hold. Without link
+    /// loss: two lost rate reports in a row read a busy follower as idle for
+    /// an interval whoever publishes what (`invariants_hold` covers loss).
     #[test]
     fn forged_decisions_do_not_steer_the_fleet(
         seed in any::<u64>(),
         instances in 2usize..6,
         forgeries in 0.5f64..20.0,
-        loss in prop_oneof![Just(0.0), 0.0f64..0.05],
     ) {
-        forged_run(seed, instances, forgeries, loss)?;
+        forged_run(seed, instances, forgeries, 0.0)?;
     }
 
     /// The controller dies without releasing its lease: another instance is

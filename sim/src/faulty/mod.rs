@@ -13,9 +13,10 @@
 //!   and a live subscription ends with [`TransportError::SubscriptionClosed`]
 //!   (messages published meanwhile are missed, as on a real disconnect).
 //!
-//! With the `tokio` feature, [`FaultyTransport`] is also an
-//! [`AsyncTransport`](aci_cache::transports::AsyncTransport) around any async
-//! transport (delays are `tokio::time` sleeps), for `AsyncAdaptiveCache`.
+//! With the `tokio` feature, [`FaultyTransport`] is also an `AsyncTransport`
+//! around any async transport (delays are `tokio::time` sleeps), for
+//! `AsyncAdaptiveCache`. (Plain text: the trait exists only with the
+//! feature, and the docs build without it too.)
 //!
 //! Every draw comes from one [`SimRng`] seeded by the caller, so the pattern
 //! of faults (which message is lost, which latency is drawn) depends only on

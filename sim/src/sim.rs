@@ -1080,13 +1080,17 @@ impl Sim {
 
 /// Events a run is expected to take: per write its arrival, the command and
 /// its reply and a delivery to every subscriber (twice when duplicated); per
-/// read its arrival and, on a miss, the reply. Timers and samples are few.
+/// read its arrival and, on a miss, the reply; per controller interval, every
+/// instance's rate report or decision delivered to every instance (the part
+/// that grows with the square of the fleet) and its lease request.
 fn expected_events(config: &SimConfig) -> f64 {
     let seconds = config.duration.as_secs_f64();
     let fan_out = config.instances as f64 * (1.0 + config.faults.duplication);
     let writes = config.workload.writes.expected(seconds) * (4.0 + fan_out);
     let reads = config.workload.reads.expected(seconds) * 2.0;
-    writes + reads
+    let intervals = seconds / config.cache.controller_interval.as_secs_f64().max(1e-3);
+    let per_interval = config.instances as f64 * (fan_out + 3.0);
+    writes + reads + intervals * per_interval
 }
 
 fn settings(

@@ -135,3 +135,41 @@ fn link_faults_come_from_the_command_line() {
         assert!(stderr.contains(says), "{bad:?}: {stderr}");
     }
 }
+
+#[test]
+fn an_output_path_in_a_missing_directory_is_refused_before_the_run() {
+    // Issue 12, finding 9: it failed only after the whole run.
+    let missing =
+        std::env::temp_dir().join(format!("aci-sim-missing-{}/x/t.svg", std::process::id()));
+    let started = std::time::Instant::now();
+    let (code, stdout, stderr) = aci_sim(&[
+        "run",
+        "--scenario",
+        "ramp",
+        "--duration",
+        "1h",
+        "--svg",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(stdout.is_empty(), "it ran: {stdout}");
+    println!("refused after {:?}", started.elapsed());
+}
+
+#[test]
+fn the_square_of_the_fleet_counts_in_the_cost_of_a_run() {
+    // Every instance's report reaches every instance each interval: a large
+    // fleet costs that many events even with no workload to speak of.
+    let (code, _, stderr) = aci_sim(&[
+        "run",
+        "--scenario",
+        "steady-low",
+        "--instances",
+        "10000",
+        "--duration",
+        "2h",
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("events"), "{stderr}");
+}

@@ -205,6 +205,19 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// Whether a file can be written at `path`: its directory exists.
+fn writable(path: &std::path::Path) -> Result<(), String> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(format!("the directory {} does not exist", dir.display()))
+    }
+}
+
 /// A progress bar that stays hidden for the first second: short runs print
 /// nothing but their report.
 struct Progress {
@@ -262,6 +275,13 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            // Output paths are checked before a run that may take minutes.
+            for path in csv.iter().chain(svg_path.iter()) {
+                if let Err(e) = writable(path) {
+                    eprintln!("aci-sim: cannot write {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            }
             let started = Instant::now();
             let mut progress = Progress::new(common.scenario.name());
             let result = Sim::new(config.clone()).and_then(|sim| sim.run(|f| progress.update(f)));

@@ -52,4 +52,4 @@ pub mod workload;
 
 pub use config::{CacheParams, Policy, SimConfig};
 pub use observe::Observations;
-pub use sim::{Sim, SimError, MAX_INSTANCES};
+pub use sim::{Sim, SimError, MAX_COST, MAX_INSTANCES};

@@ -28,6 +28,13 @@ use crate::workload::Writers;
 /// The largest fleet [`Sim::new`] accepts: ~1.1 GB of instances.
 pub const MAX_INSTANCES: usize = 10_000;
 
+/// Most expected events × instances a run may cost. An event's cost grows
+/// with the fleet (every instance's engine and near cache in memory, fewer
+/// of them in the processor's caches): 10,000 instances for 10 s, about
+/// 3e8 events, ran for minutes and took 4.8 GB. Generous for everything the
+/// scenarios, tests and benchmarks run (a 20-instance hour is ~1e9).
+pub const MAX_COST: f64 = 2e11;
+
 /// A failed run — the invariant or limit broken, and how to replay it — or
 /// a configuration refused before running.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,6 +214,16 @@ impl Sim {
                 "this run would take about {events:.1e} events, over the limit of {}: \
                  lower the rates, the fleet or the duration",
                 config.max_events
+            )));
+        }
+        let cost = events * config.instances as f64;
+        if cost > MAX_COST {
+            return Err(fail(format!(
+                "this run would take about {events:.1e} events across {} instances \
+                 (cost {cost:.1e}, over the limit of {MAX_COST:.0e}): every instance \
+                 hears every other, so cost grows with the square of the fleet; \
+                 lower the fleet or the duration",
+                config.instances
             )));
         }
         let probe = settings(&config, 0, &mut rng).map_err(|e| fail(e.to_string()))?;

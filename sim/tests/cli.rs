@@ -158,6 +158,24 @@ fn an_output_path_in_a_missing_directory_is_refused_before_the_run() {
 }
 
 #[test]
+fn a_huge_fleet_is_refused_at_once() {
+    // Issue 12, finding 9: accepted, then 8+ minutes of silence and 4.8 GB.
+    let started = std::time::Instant::now();
+    let (code, _, stderr) = aci_sim(&[
+        "run",
+        "--scenario",
+        "ramp",
+        "--instances",
+        "10000",
+        "--duration",
+        "10s",
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("square of the fleet"), "{stderr}");
+    println!("refused after {:?}", started.elapsed());
+}
+
+#[test]
 fn the_square_of_the_fleet_counts_in_the_cost_of_a_run() {
     // Every instance's report reaches every instance each interval: a large
     // fleet costs that many events even with no workload to speak of.

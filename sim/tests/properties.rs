@@ -372,3 +372,21 @@ fn a_run_past_the_event_limit_is_refused_before_it_starts() {
     let error = aci_sim::Sim::new(c).err().expect("refused");
     assert!(error.message.contains("at most"), "{error}");
 }
+
+#[test]
+fn the_documented_runs_fit_the_cost_limit() {
+    // The README's and the benchmark's runs are accepted (Sim::new only).
+    let hour = Duration::from_secs(3600);
+    let mut bench = scenario::config(Scenario::SteadyLow, 42, 20, hour);
+    bench.workload.reads = aci_sim::workload::Shape::Constant(2_000.0);
+    bench.workload.writes = aci_sim::workload::Shape::Constant(200.0);
+    for config in [
+        scenario::config(Scenario::Ramp, 1, 7, Duration::from_secs(600)),
+        scenario::config(Scenario::Ramp, 1, 20, hour),
+        scenario::config(Scenario::SteadyLow, 1, 1_000, Duration::from_secs(60)),
+        bench,
+    ] {
+        let instances = config.instances;
+        assert!(Sim::new(config).is_ok(), "{instances} instances refused");
+    }
+}

@@ -220,3 +220,33 @@ fn terms_beyond_the_bound_from_the_store_are_not_believed() {
     assert_eq!(e.known_controller(), None);
     assert_eq!(e.stats().lease_failures, 1);
 }
+
+#[test]
+fn a_rebroadcast_of_the_waiting_decision_does_not_postpone_it() {
+    // The heir's decision arrives twice before the store answers the
+    // question asked on the first: that answer still settles it.
+    let mut e = follower_of_boss(Config::default());
+    let heard = Instant::from_millis(100);
+    e.handle_message(heard, STRATEGY, &decision("batched", "heir", 4))
+        .unwrap();
+    assert_eq!(lease_ops(&mut e).len(), 1);
+    e.handle_message(
+        Instant::from_millis(150),
+        STRATEGY,
+        &decision("batched", "heir", 4),
+    )
+    .unwrap();
+    assert!(
+        lease_ops(&mut e).is_empty(),
+        "the question is already asked"
+    );
+    e.handle_lease(
+        Instant::from_millis(200),
+        LeaseReply::Held {
+            term: 4,
+            holder: "heir",
+        },
+    );
+    assert_eq!(e.strategy(), Strategy::Batched);
+    assert_eq!(e.stats().rejected.get(RejectReason::UnconfirmedTerm), 0);
+}

@@ -91,12 +91,9 @@ async fn publish<T: AsyncTransport>(shared: &Shared<T>, mut outbound: Outbound) 
     // Bounded: a lease answer leads to a decision, never to another request.
     for _ in 0..4 {
         if outbound.has_messages() {
-            let published = shared.transport.publish(&outbound.as_outgoing()).await;
-            if published.is_ok() {
-                shared.instance.record_published(&outbound);
-            }
-            if let Err(e) = published {
-                tracing::warn!(error = %e, "could not publish");
+            match shared.transport.publish(&outbound.as_outgoing()).await {
+                Ok(()) => shared.instance.record_published(&outbound),
+                Err(e) => tracing::warn!(error = %e, "could not publish"),
             }
         }
         let Some(call) = outbound.take_lease() else {

@@ -96,14 +96,11 @@ fn publish<T: Transport>(shared: &Shared<T>, mut outbound: Outbound) {
     // Bounded: a lease answer leads to a decision, never to another request.
     for _ in 0..4 {
         if outbound.has_messages() {
-            let published = shared.transport.publish(&outbound.as_outgoing());
-            if published.is_ok() {
-                shared.instance.record_published(&outbound);
-            }
-            if let Err(e) = published {
+            match shared.transport.publish(&outbound.as_outgoing()) {
+                Ok(()) => shared.instance.record_published(&outbound),
                 // The subscription breaks too when Redis does: every instance then
                 // drops its near cache, which covers what this message would have said.
-                tracing::warn!(error = %e, "could not publish");
+                Err(e) => tracing::warn!(error = %e, "could not publish"),
             }
         }
         let Some(call) = outbound.take_lease() else {

@@ -318,14 +318,11 @@ impl Instance {
         read: Result<Option<(Bytes, Option<Duration>)>, TransportError>,
         now: Instant,
     ) -> Result<Option<Bytes>> {
-        let mut expires_by = None;
-        let read = read.map(|value| {
-            value.map(|(v, left)| {
-                expires_by = left.map(|left| fill.started + core_duration(left));
-                v
-            })
-        });
-        let outcome: Outcome = read.map_err(Arc::new);
+        let expires_by = match &read {
+            Ok(Some((_, Some(left)))) => Some(fill.started + core_duration(*left)),
+            _ => None,
+        };
+        let outcome: Outcome = read.map(|value| value.map(|(v, _)| v)).map_err(Arc::new);
         if let Ok(Some(value)) = &outcome {
             self.near.finish_fill(
                 fill.flight.token,

@@ -72,29 +72,29 @@ impl Engine {
         if self.election.unsupported || refuted.is_some_and(|(t, s)| *t == term && *s == id) {
             return Err(self.reject(RejectReason::UnconfirmedTerm, None, false));
         }
-        let waiting = Waiting {
-            term,
-            source: id,
-            strategy: update.strategy,
-            write_rate: update.write_rate,
-            heard: now,
-        };
-        if let Some(before) = self.election.verification.waiting.replace(waiting) {
-            let same = before.term == term && Some(&before.source) == self.waiting_source();
-            if !same {
-                self.reject(RejectReason::UnconfirmedTerm, None, false);
+        let displaced = match &mut self.election.verification.waiting {
+            // The same decision again (a rebroadcast): keep when it was first
+            // heard, so the question already asked still settles it.
+            Some(w) if w.term == term && w.source == id => {
+                w.strategy = update.strategy;
+                w.write_rate = update.write_rate;
+                false
             }
+            slot => slot
+                .replace(Waiting {
+                    term,
+                    source: id,
+                    strategy: update.strategy,
+                    write_rate: update.write_rate,
+                    heard: now,
+                })
+                .is_some(),
+        };
+        if displaced {
+            self.reject(RejectReason::UnconfirmedTerm, None, false);
         }
         self.ask_store(now);
         Ok(Handled::DecisionVerifying)
-    }
-
-    fn waiting_source(&self) -> Option<&Id> {
-        self.election
-            .verification
-            .waiting
-            .as_ref()
-            .map(|w| &w.source)
     }
 
     /// Asks the store who holds the lease for the waiting decision: now, or

@@ -33,7 +33,8 @@ const MAX_IDLE: usize = 16;
 pub struct RedisTransport {
     client: Client,
     timeout: Duration,
-    idle: Mutex<Vec<Connection>>,
+    /// Idle connections, each with the read timeout its socket has now.
+    idle: Mutex<Vec<(Connection, Duration)>>,
     /// Bumped by [`Transport::close`]: a connection checked out before it
     /// is closed when its call ends, not pooled.
     generation: AtomicU64,
@@ -120,23 +121,30 @@ impl RedisTransport {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        let mut conn = match pooled {
-            Some(conn) => conn,
-            None => self.connect().map_err(map)?,
+        let (mut conn, set) = match pooled {
+            Some(pooled) => pooled,
+            None => (self.connect().map_err(map)?, self.timeout),
         };
         let budget = self.timeout.saturating_sub(started.elapsed());
         let divisor = u32::try_from(replies.max(1)).unwrap_or(u32::MAX);
         let per_read = (budget / divisor).max(Duration::from_millis(1));
-        conn.set_read_timeout(Some(per_read)).map_err(map)?;
+        // A system call only when the share changes (a pooled connection
+        // mostly serves calls of one shape); shares within 1 ms are alike.
+        let read_timeout = if set.abs_diff(per_read) > Duration::from_millis(1) {
+            conn.set_read_timeout(Some(per_read)).map_err(map)?;
+            per_read
+        } else {
+            set
+        };
         let result = op(&mut conn);
-        self.finish(conn, generation, result)
+        self.finish((conn, read_timeout), generation, result)
     }
 
     /// Pools `conn` again unless it failed in a way other than an error
     /// reply, or `close` ran since it was taken (`generation`).
     fn finish<T>(
         &self,
-        conn: Connection,
+        conn: (Connection, Duration),
         generation: u64,
         result: RedisResult<T>,
     ) -> Result<T, TransportError> {

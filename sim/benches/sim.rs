@@ -48,7 +48,9 @@ fn main() {
             .iter()
             .rev()
             .find(|(_, i, _)| *i == 0)
-            .map_or("ttl".to_owned(), |(_, _, s)| s.to_string());
+            .map_or("ttl".to_owned(), |(_, _, s)| {
+                s.map_or("down".to_owned(), |s| s.to_string())
+            });
         println!(
             "| {label} | {} | {:.2} s (median of 3) | {:.2} M | {strategy} |",
             obs.events,

@@ -89,3 +89,34 @@ pub struct SimConfig {
     /// Most events a run may process before it fails loudly.
     pub max_events: u64,
 }
+
+impl SimConfig {
+    /// How stale a read may be after a write made in `strategy`, counted
+    /// from when Redis ran the write: the invalidation's delivery (the
+    /// write's own hop, then Redis to the reader) in eager; the batch
+    /// interval and a delivery in batched; `local_ttl` and a hop in ttl, and
+    /// in every strategy over a link that loses messages. The run checks
+    /// every near-cache hit against it.
+    ///
+    /// ```
+    /// use aci_core::{Duration, Strategy};
+    /// let config = aci_sim::scenario::config(
+    ///     aci_sim::scenario::Scenario::Ramp, 1, 5, Duration::from_secs(60));
+    /// assert_eq!(
+    ///     config.staleness_bound(Strategy::Eager),
+    ///     config.faults.latency_max.saturating_mul(2)
+    /// );
+    /// ```
+    pub fn staleness_bound(&self, strategy: Strategy) -> Duration {
+        let c = &self.cache;
+        let hop = self.faults.latency_max;
+        if self.faults.lossy() {
+            return c.local_ttl + hop;
+        }
+        match strategy {
+            Strategy::Eager => hop.saturating_mul(2),
+            Strategy::Batched => c.batch_interval + hop.saturating_mul(3),
+            Strategy::Ttl => c.local_ttl + hop,
+        }
+    }
+}

@@ -2,6 +2,8 @@
 
 use aci_core::{Duration, Instant, Strategy};
 
+use crate::workload::Crossing;
+
 /// Staleness ages of one strategy's stale reads.
 #[derive(Clone, Debug, Default)]
 pub struct Ages {
@@ -42,11 +44,25 @@ impl Ages {
 pub struct ReadStats {
     /// Reads answered (hits and completed misses).
     pub reads: u64,
-    /// Near-cache hits.
+    /// Near-cache hits: answered from the instance's memory, without Redis.
     pub hits: u64,
-    /// Hits that served a superseded version.
-    pub stale: u64,
-    /// How far behind the stale ones were.
+}
+
+/// Stale reads, by the strategy the newer write was made in.
+///
+/// A stale read is a near-cache hit that served a value older than one
+/// whose write had already completed (its reply had reached its writer);
+/// its age is the time since that newer write completed. A hit concurrent
+/// with a newer write still in flight is not stale: it may return either
+/// value, as a read of Redis itself would. Stale reads are counted under
+/// the newer write's strategy because that strategy's invalidation is what
+/// should have removed the old value: eager within a delivery, batched
+/// within `batch_interval` and a delivery, ttl within `local_ttl`.
+#[derive(Clone, Debug, Default)]
+pub struct Staleness {
+    /// Stale reads.
+    pub reads: u64,
+    /// How far behind they were.
     pub ages: Ages,
 }
 
@@ -75,6 +91,9 @@ pub struct Observations {
     pub controller_switches: Vec<(f64, usize, Strategy)>,
     /// Reads, by the reader's strategy (indexed by `Strategy::index`).
     pub by_strategy: [ReadStats; 3],
+    /// Stale reads, by the strategy the newer write was made in (indexed by
+    /// `Strategy::index`).
+    pub stale_by_write: [Staleness; 3],
     /// Reads that shared another read of the same key (single-flight).
     pub coalesced_reads: u64,
     /// Reads that failed (the instance was cut off).
@@ -103,14 +122,17 @@ pub struct Observations {
     pub forgeries: u64,
     /// Strategy changes, every instance counted.
     pub switches: u64,
-    /// `(seconds, instance, strategy)` for every change.
-    pub timeline: Vec<(f64, usize, Strategy)>,
+    /// `(seconds, instance, strategy)` for every change; `None` when the
+    /// instance went down (it comes back in ttl).
+    pub timeline: Vec<(f64, usize, Option<Strategy>)>,
     /// For each controller decision that changed the strategy: seconds until
-    /// every live, connected instance had it.
-    pub convergence: Vec<f64>,
+    /// every live instance ran it, or `None` if the fleet never all did
+    /// before the next decision or the end of the run.
+    pub convergence: Vec<Option<f64>>,
     /// For each crossing of a threshold by the offered write rate: seconds
-    /// until the whole fleet ran the strategy the new rate calls for.
-    pub load_change_to_switch: Vec<f64>,
+    /// until the whole live fleet ran the strategy the new rate calls for,
+    /// or `None` if it never did before the next crossing or the end.
+    pub load_change_to_switch: Vec<(Crossing, Option<f64>)>,
     /// Seconds during which the live instances did not all agree.
     pub disagreement: f64,
     /// Invariant violations, described (the first 50).
@@ -140,14 +162,14 @@ impl Observations {
 
     /// All stale reads.
     pub fn stale(&self) -> u64 {
-        self.by_strategy.iter().map(|s| s.stale).sum()
+        self.stale_by_write.iter().map(|s| s.reads).sum()
     }
 
     /// All stale-read ages together.
     pub fn all_ages(&self) -> Ages {
         Ages {
             nanos: self
-                .by_strategy
+                .stale_by_write
                 .iter()
                 .flat_map(|s| s.ages.nanos.iter().copied())
                 .collect(),

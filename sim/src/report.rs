@@ -11,6 +11,46 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
+/// What the report's words mean; printed at its head.
+pub const TERMS: &str = "\
+Terms. A read is one get. A near-cache hit is a read answered from the
+instance's memory, without Redis. A stale read is a hit that served a value
+older than one whose write had completed (its reply had reached its writer);
+its age counts from that completion. A hit concurrent with a write still in
+flight may serve either value, as a read of Redis itself would, so a lone
+instance never reads stale. Stale reads are counted under the strategy the
+newer write was made in, since that write's invalidation is what removes the
+old value: a reader already in eager holds a value replaced by a write made
+in batched until that batch is sent. 'Promised at most' is the bound the
+run checks every hit against; a writer cut off or crashed before sending its
+invalidation is promised only local_ttl. 'The whole live fleet' is every
+instance not crashed, cut-off ones included.
+";
+
+/// The convergence line: how many decisions the whole live fleet followed, how fast.
+fn convergence_line(convergence: &[Option<f64>]) -> String {
+    if convergence.is_empty() {
+        return "no controller decision changed the strategy".to_owned();
+    }
+    let followed: Vec<f64> = convergence.iter().flatten().copied().collect();
+    let mut line = format!(
+        "controller decisions that changed the strategy: {}; the whole live fleet ran {} of them",
+        convergence.len(),
+        followed.len()
+    );
+    if followed.is_empty() {
+        line.push_str(" (the followers never applied one)");
+    } else {
+        let _ = write!(
+            line,
+            ", after p50 {:.1} ms / max {:.1} ms",
+            percentile(&followed, 0.5) * 1e3,
+            percentile(&followed, 1.0) * 1e3
+        );
+    }
+    line
+}
+
 fn percentile(values: &[f64], p: f64) -> f64 {
     if values.is_empty() {
         return 0.0;
@@ -39,22 +79,43 @@ pub fn run_report(
         obs.events as f64 / wall.as_secs_f64().max(1e-9) / 1e6
     );
     let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "| reader's strategy | reads | near-cache hits | stale reads | stale age p50 | p99 | max |"
-    );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    let _ = write!(out, "{TERMS}");
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Reads, by the strategy of the reading instance:");
+    let _ = writeln!(out);
+    let _ = writeln!(out, "| strategy | reads | near-cache hits | hit ratio |");
+    let _ = writeln!(out, "|---|---:|---:|---:|");
     for s in Strategy::ALL {
         let r = &obs.by_strategy[s.index()];
         let _ = writeln!(
             out,
-            "| {s} | {} | {} | {} | {} | {} | {} |",
+            "| {s} | {} | {} | {:.1}% |",
             r.reads,
             r.hits,
-            r.stale,
+            r.hits as f64 / r.reads.max(1) as f64 * 100.0
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Stale reads, by the strategy the newer write was made in:"
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "| newer write's strategy | stale reads | age p50 | p99 | max | promised at most |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    for s in Strategy::ALL {
+        let r = &obs.stale_by_write[s.index()];
+        let _ = writeln!(
+            out,
+            "| {s} | {} | {} | {} | {} | {} |",
+            r.reads,
             ms(r.ages.quantile(0.5)),
             ms(r.ages.quantile(0.99)),
-            ms(r.ages.max())
+            ms(r.ages.max()),
+            ms(config.staleness_bound(s))
         );
     }
     let _ = writeln!(out);
@@ -99,23 +160,37 @@ pub fn run_report(
     let _ = writeln!(out, "controllers elected {}{takeover}", obs.elections);
     let _ = writeln!(
         out,
-        "switches (all instances) {}; fleet converged after a decision in p50 {:.1} ms / max {:.1} ms; disagreeing {:.1} s in all",
-        obs.switches,
-        percentile(&obs.convergence, 0.5) * 1e3,
-        percentile(&obs.convergence, 1.0) * 1e3,
-        obs.disagreement
+        "switches (all instances) {}; live instances disagreeing {:.1} s in all",
+        obs.switches, obs.disagreement
     );
+    let _ = writeln!(out, "{}", convergence_line(&obs.convergence));
     if !obs.load_change_to_switch.is_empty() {
-        let changes: Vec<String> = obs
-            .load_change_to_switch
-            .iter()
-            .map(|s| format!("{s:.1} s"))
-            .collect();
         let _ = writeln!(
             out,
-            "offered rate crossed a threshold → whole fleet switched after: {}",
-            changes.join(", ")
+            "offered write rate crossed a threshold (then: whole live fleet in the strategy it calls for):"
         );
+        for (c, after) in &obs.load_change_to_switch {
+            let value = |name: &str| match name {
+                "high_threshold" => format!("{name} ({} w/s)", config.cache.high_threshold),
+                "low_threshold" => format!("{name} ({} w/s)", config.cache.low_threshold),
+                both => format!(
+                    "{both} ({} and {} w/s)",
+                    config.cache.high_threshold, config.cache.low_threshold
+                ),
+            };
+            let _ = writeln!(
+                out,
+                "  at {:>7.1} s  {} {:<32}  {:<16}  {}",
+                c.at,
+                if c.rose() { "rose above" } else { "fell below" },
+                value(c.threshold()),
+                format!("{} → {}", c.from, c.to),
+                after.map_or(
+                    "never (before the next crossing or the end)".to_owned(),
+                    |s| { format!("after {s:.1} s") }
+                )
+            );
+        }
     }
     let _ = writeln!(out, "invariant violations: {}", obs.violation_count);
     for v in &obs.violations {
@@ -134,6 +209,12 @@ pub fn compare_report(name: &str, config: &SimConfig, runs: &[(Policy, Observati
         config.seed,
         config.instances,
         config.duration.as_secs_f64()
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "A stale read is a near-cache hit that served a value older than one whose write had\n\
+         completed; its age counts from that completion (`aci-sim run` prints the full terms)."
     );
     let _ = writeln!(out);
     let _ = writeln!(

@@ -51,6 +51,28 @@ impl Scenario {
         Self::ALL.iter().find(|(_, n)| *n == name).map(|(s, _)| *s)
     }
 
+    /// What it does, in one line (`aci-sim list` prints it).
+    pub fn description(self) -> &'static str {
+        match self {
+            Scenario::SteadyLow => "5 writes/s: ttl throughout",
+            Scenario::Ramp => "0 → 200 writes/s → 0 in three equal phases",
+            Scenario::Hover => "writes oscillating ±10% around the high threshold (50 writes/s)",
+            Scenario::Burst => "2 writes/s with 150 writes/s bursts of 10 s every minute",
+            Scenario::Lossy => {
+                "30 writes/s (batched) over a link losing 5% and duplicating 2% of messages"
+            }
+            Scenario::Partition => {
+                "100 writes/s (eager); instances 1 and 2 are cut off from Redis for a while"
+            }
+            Scenario::ControllerCrash => {
+                "100 writes/s; the controller crashes at 40% of the run, back 30 s later"
+            }
+            Scenario::FollowerLoad => {
+                "100 writes/s, all on the followers: the controller decides on their reports"
+            }
+        }
+    }
+
     /// Its command-line name.
     pub fn name(self) -> &'static str {
         Self::ALL

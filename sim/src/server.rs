@@ -8,8 +8,31 @@ use aci_core::{Duration, Instant, Strategy};
 
 #[derive(Clone, Debug, Default)]
 struct KeyState {
-    /// `(committed at, writer's strategy, writer)` of version `i + 1`.
-    history: Vec<(Instant, Strategy, usize)>,
+    /// Version `i + 1` is `history[i]`.
+    history: Vec<Version>,
+}
+
+/// One `SET` of a key.
+#[derive(Clone, Copy, Debug)]
+struct Version {
+    /// When Redis ran it.
+    committed: Instant,
+    /// When its reply reached the writer: from then on the write is
+    /// complete, and a read that serves an older version is stale.
+    acknowledged: Option<Instant>,
+    /// The writer's strategy when it wrote.
+    strategy: Strategy,
+    /// The writing instance.
+    writer: usize,
+}
+
+/// The first completed write that superseded a version a read served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Newer {
+    /// When it completed (its reply reached its writer).
+    pub(crate) acknowledged: Instant,
+    /// The strategy it was made in.
+    pub(crate) strategy: Strategy,
 }
 
 /// Keys are indices; a value is its version number (1, 2, …).
@@ -91,8 +114,40 @@ impl Server {
         writer: usize,
     ) -> u64 {
         let k = &mut self.keys[key];
-        k.history.push((now, strategy, writer));
+        k.history.push(Version {
+            committed: now,
+            acknowledged: None,
+            strategy,
+            writer,
+        });
         k.history.len() as u64
+    }
+
+    /// The reply to the `SET` that made `version` of `key` reached its writer.
+    pub(crate) fn acknowledged(&mut self, key: usize, version: u64, now: Instant) {
+        if let Some(v) = version
+            .checked_sub(1)
+            .and_then(|i| self.keys[key].history.get_mut(i as usize))
+        {
+            v.acknowledged.get_or_insert(now);
+        }
+    }
+
+    /// Whether serving `version` of `key` now is a stale read: the first
+    /// newer write already complete, if any. A write still in flight does
+    /// not make a read stale (the read is concurrent with it and may see
+    /// either value); this is why a lone instance never reads stale.
+    pub(crate) fn newer_completed(&self, key: usize, version: u64) -> Option<Newer> {
+        let newer = self.keys[key].history.get(version as usize..)?;
+        newer
+            .iter()
+            .filter_map(|v| {
+                v.acknowledged.map(|acknowledged| Newer {
+                    acknowledged,
+                    strategy: v.strategy,
+                })
+            })
+            .min_by_key(|n| n.acknowledged)
     }
 
     /// `GET key` as it ran at `at` (now or earlier): the version, if
@@ -104,12 +159,12 @@ impl Server {
         // hot key's whole history (tens of thousands of versions in an hour,
         // a cache miss per probe).
         let recent = history.len().saturating_sub(8);
-        let written = match history[recent..].iter().rposition(|(t, _, _)| *t <= at) {
+        let written = match history[recent..].iter().rposition(|v| v.committed <= at) {
             Some(i) => recent + i + 1,
-            None => history[..recent].partition_point(|(t, _, _)| *t <= at),
+            None => history[..recent].partition_point(|v| v.committed <= at),
         };
-        let (committed, _, _) = history.get(written.checked_sub(1)?)?;
-        (at < *committed + self.ttl).then_some(written as u64)
+        let committed = history.get(written.checked_sub(1)?)?.committed;
+        (at < committed + self.ttl).then_some(written as u64)
     }
 
     /// If `version` of `key` has been superseded: when, and by whom in which strategy.
@@ -118,21 +173,26 @@ impl Server {
         key: usize,
         version: u64,
     ) -> Option<(Instant, Strategy, usize)> {
-        self.keys[key].history.get(version as usize).copied()
+        let v = self.keys[key].history.get(version as usize)?;
+        Some((v.committed, v.strategy, v.writer))
     }
 
     /// Every key still alive answers its latest acknowledged version: the
     /// only mutation the server offers the fleet is `SET`, and nothing undid one.
     pub(crate) fn check_latest(&self, now: Instant) -> Result<(), String> {
         for (i, k) in self.keys.iter().enumerate() {
-            if !k.history.windows(2).all(|w| w[0].0 <= w[1].0) {
+            if !k
+                .history
+                .windows(2)
+                .all(|w| w[0].committed <= w[1].committed)
+            {
                 return Err(format!("k{i}: versions committed out of order"));
             }
             let latest = k.history.len() as u64;
             let alive = k
                 .history
                 .last()
-                .is_some_and(|(t, _, _)| now < *t + self.ttl);
+                .is_some_and(|v| now < v.committed + self.ttl);
             if alive && self.get(i, now) != Some(latest) {
                 return Err(format!("k{i}: Redis lost version {latest}"));
             }

@@ -23,7 +23,7 @@ use crate::observe::{Observations, Sample, TraceHash};
 use crate::rng::SimRng;
 use crate::server::Server;
 use crate::slab::Slab;
-use crate::workload::Writers;
+use crate::workload::{Crossing, Writers};
 
 /// The largest fleet [`Sim::new`] accepts: ~1.1 GB of instances.
 pub const MAX_INSTANCES: usize = 10_000;
@@ -179,8 +179,8 @@ pub struct Sim {
     obs: Observations,
     trace: TraceHash,
     disagree_since: Option<Instant>,
-    /// Where the offered write rate crosses a threshold, and what it calls for.
-    crossings: Vec<(f64, Strategy)>,
+    /// Where the offered write rate crosses a threshold.
+    crossings: Vec<Crossing>,
     /// The crashed controller and when it crashed.
     crashed: Option<(usize, Instant)>,
 }
@@ -379,6 +379,7 @@ impl Sim {
                 write,
             } => {
                 self.trace.add(version);
+                self.server.acknowledged(key, version, self.now);
                 if self.live(node, life) {
                     let value = version.to_le_bytes();
                     // Acknowledged: cannot fail.
@@ -481,6 +482,7 @@ impl Sim {
                 node.life += 1;
                 node.timer_at = None;
                 node.controller = false;
+                self.obs.timeline.push((self.secs(), victim, None));
                 self.agreement_changed();
             }
             Event::Restart => self.restart_crashed(),
@@ -655,7 +657,7 @@ impl Sim {
                 let stats = &mut self.obs.by_strategy[strategy.index()];
                 stats.reads += 1;
                 stats.hits += 1;
-                self.check_fresh(node, key, version, strategy);
+                self.check_fresh(node, key, version);
             }
             Lookup::Fill(fill) => {
                 let slot = self.reads.insert((fill, key));
@@ -713,16 +715,21 @@ impl Sim {
         }
     }
 
-    /// Invariant 2: a hit serves a version at most its bound behind.
-    fn check_fresh(&mut self, reader: usize, key: usize, version: u64, strategy: Strategy) {
+    /// Counts a stale hit (see [`crate::observe::Staleness`]); invariant 2:
+    /// a hit serves a version at most its bound behind.
+    fn check_fresh(&mut self, reader: usize, key: usize, version: u64) {
         let Some((superseded_at, writer_strategy, writer)) = self.server.superseded(key, version)
         else {
             return;
         };
+        if let Some(newer) = self.server.newer_completed(key, version) {
+            let stale = &mut self.obs.stale_by_write[newer.strategy.index()];
+            stale.reads += 1;
+            stale.ages.push(self.now - newer.acknowledged);
+        }
+        // The bound is checked from when Redis ran the newer write, which
+        // is stricter than from when it completed.
         let age = self.now - superseded_at;
-        let stats = &mut self.obs.by_strategy[strategy.index()];
-        stats.stale += 1;
-        stats.ages.push(age);
         let bound = self.bound(writer_strategy, writer, superseded_at);
         if age > bound {
             let msg = format!(
@@ -736,10 +743,7 @@ impl Sim {
     /// The staleness bound of a write committed at `committed` under
     /// `strategy` by `writer`.
     fn bound(&self, strategy: Strategy, writer: usize, committed: Instant) -> Duration {
-        let c = &self.config.cache;
         let f = &self.config.faults;
-        let hop = f.latency_max;
-        let ttl_bound = c.local_ttl + hop;
         // A writer that crashed after this write may have died with its
         // invalidation unsent (a batch not yet flushed): only local_ttl is
         // promised then. The crash takes whoever leads at the time, so the
@@ -748,14 +752,10 @@ impl Sim {
             .crashed
             .is_some_and(|(victim, at)| victim == writer && committed <= at);
         let writer_faulty = f.outages.iter().any(|o| o.instance == writer) || died_owing;
-        if f.lossy() || writer_faulty {
-            return ttl_bound;
+        if writer_faulty {
+            return self.config.staleness_bound(Strategy::Ttl);
         }
-        match strategy {
-            Strategy::Eager => hop.saturating_mul(2),
-            Strategy::Batched => c.batch_interval + hop.saturating_mul(3),
-            Strategy::Ttl => ttl_bound,
-        }
+        self.config.staleness_bound(strategy)
     }
 
     // ----- messages -----
@@ -912,7 +912,7 @@ impl Sim {
             self.nodes[node].strategy = strategy;
             self.obs.switches += 1;
             self.trace.add(strategy as u64 + 100);
-            self.obs.timeline.push((self.secs(), node, strategy));
+            self.obs.timeline.push((self.secs(), node, Some(strategy)));
             if controller && matches!(self.config.policy, Policy::Adaptive) {
                 self.obs
                     .controller_switches
@@ -986,10 +986,7 @@ impl Sim {
                     && n.strategy != strategy
             })
             .collect();
-        if laggards.is_empty() {
-            let took = (self.now - since).as_secs_f64();
-            self.obs.convergence.push(took);
-        } else {
+        if !laggards.is_empty() {
             let msg = format!(
                 "instances {laggards:?} did not follow the switch to {strategy} made at {since}"
             );
@@ -1035,6 +1032,9 @@ impl Sim {
         node.timer_at = None;
         node.strategy = Strategy::Ttl;
         node.controller = false;
+        self.obs
+            .timeline
+            .push((self.secs(), index, Some(Strategy::Ttl)));
         if let Policy::Fixed(s) = self.config.policy {
             let out = self.nodes[index].instance.force_strategy(Some(s), self.now);
             self.publish_from(index, out);
@@ -1084,11 +1084,24 @@ impl Sim {
         if let Err(what) = self.server.check_latest(self.now) {
             self.obs.violation(self.now, what);
         }
+        let end = self.secs();
+        let fleet = self.nodes.len();
+        let decisions = &self.obs.controller_switches;
+        self.obs.convergence = decisions
+            .iter()
+            .enumerate()
+            .map(|(i, &(at, _, strategy))| {
+                let until = decisions.get(i + 1).map_or(end, |next| next.0);
+                fleet_runs(&self.obs.timeline, fleet, at, until, strategy)
+            })
+            .collect();
         self.obs.load_change_to_switch = self
             .crossings
             .iter()
-            .filter_map(|&(c, target)| {
-                fleet_switch_after(&self.obs.timeline, self.nodes.len(), c, target).map(|t| t - c)
+            .enumerate()
+            .map(|(i, c)| {
+                let until = self.crossings.get(i + 1).map_or(end, |next| next.at);
+                (*c, fleet_runs(&self.obs.timeline, fleet, c.at, until, c.to))
             })
             .collect();
         self.obs.trace_hash = self.trace.0;
@@ -1140,17 +1153,33 @@ fn settings(
 
 /// The first time at or after `change` when every instance runs `target`
 /// (`None` if the fleet never got there before the load changed again).
-fn fleet_switch_after(
-    timeline: &[(f64, usize, Strategy)],
+/// Seconds from `from` until every live instance ran `target` (at least
+/// one live), if that happened before `until`. Every instance starts in ttl.
+fn fleet_runs(
+    timeline: &[(f64, usize, Option<Strategy>)],
     nodes: usize,
-    change: f64,
+    from: f64,
+    until: f64,
     target: Strategy,
 ) -> Option<f64> {
-    let mut current = vec![Strategy::Ttl; nodes];
-    for &(t, i, s) in timeline {
+    let mut current = vec![Some(Strategy::Ttl); nodes];
+    let agree = |current: &[Option<Strategy>]| {
+        current.iter().any(Option::is_some) && current.iter().flatten().all(|&s| s == target)
+    };
+    let already = timeline.partition_point(|&(t, _, _)| t <= from);
+    for &(_, i, s) in &timeline[..already] {
         current[i] = s;
-        if t >= change && current.iter().all(|&c| c == target) {
-            return Some(t);
+    }
+    if agree(&current) {
+        return Some(0.0);
+    }
+    for &(t, i, s) in &timeline[already..] {
+        if t >= until {
+            break;
+        }
+        current[i] = s;
+        if agree(&current) {
+            return Some(t - from);
         }
     }
     None

@@ -123,9 +123,9 @@ impl Shape {
     }
 
     /// Where the offered rate crosses into another row of the original's
-    /// table (`> high` eager, `< low` ttl, else batched): `(seconds, strategy
-    /// the new rate calls for)`, sampled every 100 ms over `duration` seconds.
-    pub fn crossings(&self, low: f64, high: f64, duration: f64) -> Vec<(f64, aci_core::Strategy)> {
+    /// table (`> high` eager, `< low` ttl, else batched), sampled every
+    /// 100 ms over `duration` seconds.
+    pub fn crossings(&self, low: f64, high: f64, duration: f64) -> Vec<Crossing> {
         let table = |r: f64| {
             if r > high {
                 aci_core::Strategy::Eager
@@ -142,11 +142,46 @@ impl Shape {
             let t = i as f64 / 10.0;
             let wanted = table(self.rate(t));
             if wanted != current {
-                out.push((t, wanted));
+                out.push(Crossing {
+                    at: t,
+                    from: current,
+                    to: wanted,
+                });
                 current = wanted;
             }
         }
         out
+    }
+}
+
+/// The offered write rate moving into another row of the strategy table.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Crossing {
+    /// Seconds since the start.
+    pub at: f64,
+    /// The strategy the rate called for before.
+    pub from: aci_core::Strategy,
+    /// The strategy it calls for now.
+    pub to: aci_core::Strategy,
+}
+
+impl Crossing {
+    /// Whether the rate rose (towards eager).
+    pub fn rose(&self) -> bool {
+        self.to.index() > self.from.index()
+    }
+
+    /// The threshold crossed, as its configuration name: rising into eager
+    /// or falling out of it crosses `high_threshold`, the rest `low_threshold`.
+    pub fn threshold(&self) -> &'static str {
+        use aci_core::Strategy::{Eager, Ttl};
+        match (self.rose(), self.to) {
+            (true, Eager) => "high_threshold",
+            (true, _) => "low_threshold",
+            (false, Ttl) if self.from != Eager => "low_threshold",
+            (false, Ttl) => "high_threshold and low_threshold",
+            (false, _) => "high_threshold",
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 //! aci-sim list
 //! ```
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -218,13 +219,20 @@ fn writable(path: &std::path::Path) -> Result<(), String> {
     }
 }
 
-/// A progress bar that stays hidden for the first second: short runs print
-/// nothing but their report.
+/// Progress of a run longer than a second (short runs print nothing but
+/// their report): a bar on a terminal; elsewhere (a CI log, a file) a plain
+/// line every few seconds, since a bar's redraws are invisible there.
 struct Progress {
     bar: ProgressBar,
     started: Instant,
     shown: bool,
+    terminal: bool,
+    name: String,
+    last_line: Option<Instant>,
 }
+
+/// How often a run on a non-terminal says how far it is.
+const PLAIN_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Progress {
     fn new(message: &str) -> Self {
@@ -238,15 +246,35 @@ impl Progress {
             bar,
             started: Instant::now(),
             shown: false,
+            terminal: std::io::stderr().is_terminal(),
+            name: message.to_owned(),
+            last_line: None,
         }
     }
 
     fn update(&mut self, fraction: f64) {
-        if !self.shown && self.started.elapsed().as_secs_f64() > 1.0 {
-            self.bar.set_draw_target(ProgressDrawTarget::stderr());
-            self.shown = true;
+        let elapsed = self.started.elapsed();
+        if elapsed.as_secs_f64() <= 1.0 {
+            return;
         }
-        self.bar.set_position((fraction * 1000.0) as u64);
+        if self.terminal {
+            if !self.shown {
+                self.bar.set_draw_target(ProgressDrawTarget::stderr());
+                self.shown = true;
+            }
+            self.bar.set_position((fraction * 1000.0) as u64);
+        } else if self
+            .last_line
+            .is_none_or(|at| at.elapsed() >= PLAIN_PROGRESS_EVERY)
+        {
+            self.last_line = Some(Instant::now());
+            eprintln!(
+                "aci-sim: {} {:.0}% simulated after {:.0} s",
+                self.name,
+                fraction * 100.0,
+                elapsed.as_secs_f64()
+            );
+        }
     }
 
     fn finish(self) {
@@ -258,8 +286,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::List => {
-            for (_, name) in Scenario::ALL {
-                println!("{name}");
+            for (scenario, name) in Scenario::ALL {
+                println!("{name:<18} {}", scenario.description());
             }
             ExitCode::SUCCESS
         }
@@ -306,7 +334,7 @@ fn main() -> ExitCode {
             }
             if let Some(path) = svg_path {
                 let title = format!("{} (seed {})", common.scenario.name(), common.seed);
-                if let Err(e) = svg::draw(&obs, &title, &path) {
+                if let Err(e) = svg::draw(&obs, &config, &title, &path) {
                     eprintln!("aci-sim: cannot draw {}: {e}", path.display());
                     return ExitCode::FAILURE;
                 }

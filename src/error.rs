@@ -54,9 +54,72 @@ pub enum Error {
         /// The TTL given.
         ttl: std::time::Duration,
     },
+    /// The call took effect (`done` says what) but the message telling the
+    /// other instances was not published (`source` says why: a dropped
+    /// connection, an ACL without the right to publish): their near caches
+    /// may serve the old value until `local_ttl`, or run the previous
+    /// strategy until the controller's next rebroadcast. This instance's
+    /// near cache is correct. Retrying the call is safe.
+    #[error("{done}, but the other instances were not told: {source}")]
+    Unannounced {
+        /// What took effect.
+        done: Done,
+        /// Why the message was not published.
+        source: TransportError,
+    },
     /// A background thread could not be started.
     #[error("could not start the background worker: {0}")]
     Spawn(#[source] std::io::Error),
+}
+
+/// What took effect although the call returned [`Error::Unannounced`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Done {
+    /// The value of `key` is stored in Redis.
+    Stored {
+        /// The key written.
+        key: String,
+    },
+    /// `key` is deleted from Redis.
+    Deleted {
+        /// The key deleted.
+        key: String,
+    },
+    /// A batch of the namespace's keys was deleted by `flush`, which stopped there.
+    Flushed,
+    /// This instance runs `strategy`, pinned; as the controller it should
+    /// have told the fleet.
+    Pinned {
+        /// The strategy pinned.
+        strategy: aci_core::Strategy,
+    },
+}
+
+impl std::fmt::Display for Done {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Done::Stored { key } => write!(f, "the value of {key:?} is stored in Redis"),
+            Done::Deleted { key } => write!(f, "{key:?} is deleted from Redis"),
+            Done::Flushed => f.write_str("a batch of the namespace's keys is deleted"),
+            Done::Pinned { strategy } => write!(f, "the strategy is pinned to {strategy} here"),
+        }
+    }
+}
+
+impl Error {
+    /// The error of a call whose data command took effect: a transport's
+    /// [`TransportError::Unpublished`] becomes [`Error::Unannounced`]; any
+    /// other error stays as it is.
+    pub(crate) fn unless_done(error: TransportError, done: impl FnOnce() -> Done) -> Error {
+        match error {
+            TransportError::Unpublished(source) => Error::Unannounced {
+                done: done(),
+                source: *source,
+            },
+            other => Error::Transport(other),
+        }
+    }
 }
 
 /// Checks a per-call TTL against the range Redis keeps.
@@ -76,6 +139,7 @@ impl Error {
         match self {
             Error::Transport(e) => e.is_unavailable(),
             Error::SharedRead(e) => e.is_unavailable(),
+            Error::Unannounced { source, .. } => source.is_unavailable(),
             Error::ReadWaitTimeout => true,
             _ => false,
         }
@@ -88,6 +152,7 @@ impl Error {
         match self {
             Error::Transport(e) => e.is_denied(),
             Error::SharedRead(e) => e.is_denied(),
+            Error::Unannounced { source, .. } => source.is_denied(),
             _ => false,
         }
     }

@@ -51,7 +51,7 @@ pub use aci_transports as transports;
 #[cfg(feature = "tokio")]
 pub use asynchronous::AsyncAdaptiveCache;
 pub use blocking::AdaptiveCache;
-pub use error::{Error, Result};
+pub use error::{Done, Error, Result};
 pub use settings::{
     Builder, Settings, DEFAULT_NEAR_BYTES, DEFAULT_NEAR_ENTRIES, DEFAULT_NEAR_MAX_VALUE_BYTES,
     DEFAULT_TIMEOUT,

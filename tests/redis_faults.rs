@@ -338,3 +338,38 @@ fn operations_on_a_frozen_server_fail_within_their_timeout() {
     }
     server.resume();
 }
+
+#[test]
+fn a_fresh_connection_with_a_password_and_a_database_fails_within_the_timeout() {
+    // Issue 12, finding 6, the rest: with nothing pooled, connecting to a
+    // frozen server with `redis://:pw@host/3` waited the timeout for AUTH
+    // and again for SELECT (2.0 s for a 1 s timeout). Same slack as above.
+    if support::skip_without_own_servers(
+        "a_fresh_connection_with_a_password_and_a_database_fails_within_the_timeout",
+    ) {
+        return;
+    }
+    let server = RedisServer::start_with(&["--requirepass", "pw"], Some(":pw"));
+    let timeout = Duration::from_secs(1);
+    let url = format!("redis://:pw@127.0.0.1:{}/3", server.port);
+    let t = RedisTransport::open(url.as_str())
+        .unwrap()
+        .with_timeout(timeout);
+    // It works, in database 3.
+    t.set("k", b"v", Duration::from_secs(10), &[]).unwrap();
+    let mut admin = raw(&format!("redis://:pw@127.0.0.1:{}/3", server.port));
+    let stored: Option<String> = redis::Commands::get(&mut admin, "k").unwrap();
+    assert_eq!(stored.as_deref(), Some("v"));
+    drop(admin);
+    server.pause();
+    let fresh = RedisTransport::open(url.as_str())
+        .unwrap()
+        .with_timeout(timeout);
+    let asked = Instant::now();
+    let failed = fresh.get("k");
+    let took = asked.elapsed();
+    println!("a fresh get failed after {took:?} (timeout {timeout:?}): {failed:?}");
+    assert!(failed.unwrap_err().is_unavailable());
+    assert!(took < timeout * 8 / 5, "took {took:?}");
+    server.resume();
+}

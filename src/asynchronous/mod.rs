@@ -203,6 +203,11 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
 
     /// Writes `value` with a TTL of its own, between 1 ms and 100 years
     /// (otherwise [`Error::InvalidTtl`](crate::Error::InvalidTtl), nothing written).
+    /// A value stored whose invalidation could not be published returns
+    /// [`Error::Unannounced`](crate::Error::Unannounced) with
+    /// [`Done::Stored`](crate::Done::Stored): it is in Redis and in this
+    /// instance's near cache; other instances may serve the old value until
+    /// `local_ttl`.
     pub async fn set_with_ttl(
         &self,
         key: &str,
@@ -223,7 +228,10 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
         instance.finish_write(write, key, value, sent, self.shared.clock.now())
     }
 
-    /// Deletes `key` and tells the fleet at once. Whether it existed.
+    /// Deletes `key` and tells the fleet at once. Whether it existed. A key
+    /// deleted whose invalidation could not be published returns
+    /// [`Error::Unannounced`](crate::Error::Unannounced) with
+    /// [`Done::Deleted`](crate::Done::Deleted).
     pub async fn delete(&self, key: &str) -> Result<bool> {
         self.ensure_running()?;
         let instance = &self.shared.instance;
@@ -290,21 +298,23 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
         self.shared.instance.strategy()
     }
 
-    /// Pins the strategy (`Some`) or lets the controller decide (`None`).
+    /// Pins the strategy (`Some`), announcing it if this is the controller, or
+    /// lets the controller decide again (`None`). The pin holds even when
+    /// the announcement fails: that returns
+    /// [`Error::Unannounced`](crate::Error::Unannounced) with
+    /// [`Done::Pinned`](crate::Done::Pinned), and the next rebroadcast
+    /// carries the decision.
     pub async fn force_strategy(&self, strategy: Option<Strategy>) -> Result<()> {
         self.ensure_running()?;
         let outbound = self
             .shared
             .instance
             .force_strategy(strategy, self.shared.clock.now());
-        if outbound.has_messages() {
-            self.shared
-                .transport
-                .publish(&outbound.as_outgoing())
-                .await?;
-            self.shared.instance.record_published(&outbound);
+        if !outbound.has_messages() {
+            return Ok(());
         }
-        Ok(())
+        let sent = self.shared.transport.publish(&outbound.as_outgoing()).await;
+        self.shared.instance.finish_force(strategy, &outbound, sent)
     }
 
     /// A snapshot of the counters.

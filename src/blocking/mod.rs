@@ -205,6 +205,11 @@ impl<T: Transport> AdaptiveCache<T> {
 
     /// Writes `value` with a TTL of its own, between 1 ms and 100 years
     /// (otherwise [`Error::InvalidTtl`](crate::Error::InvalidTtl), nothing written).
+    /// A value stored whose invalidation could not be published returns
+    /// [`Error::Unannounced`](crate::Error::Unannounced) with
+    /// [`Done::Stored`](crate::Done::Stored): it is in Redis and in this
+    /// instance's near cache; other instances may serve the old value until
+    /// `local_ttl`.
     pub fn set_with_ttl(&self, key: &str, value: impl AsRef<[u8]>, ttl: Duration) -> Result<()> {
         self.ensure_running()?;
         crate::error::check_ttl(ttl)?;
@@ -220,7 +225,9 @@ impl<T: Transport> AdaptiveCache<T> {
     }
 
     /// Deletes `key` and tells the fleet at once, whatever the strategy.
-    /// Whether it existed.
+    /// Whether it existed. A key deleted whose invalidation could not be
+    /// published returns [`Error::Unannounced`](crate::Error::Unannounced)
+    /// with [`Done::Deleted`](crate::Done::Deleted).
     pub fn delete(&self, key: &str) -> Result<bool> {
         self.ensure_running()?;
         let instance = &self.shared.instance;
@@ -287,18 +294,22 @@ impl<T: Transport> AdaptiveCache<T> {
     }
 
     /// Pins the strategy (`Some`), announcing it if this is the controller, or
-    /// lets the controller decide again (`None`).
+    /// lets the controller decide again (`None`). The pin holds even when
+    /// the announcement fails: that returns
+    /// [`Error::Unannounced`](crate::Error::Unannounced) with
+    /// [`Done::Pinned`](crate::Done::Pinned), and the next rebroadcast
+    /// carries the decision.
     pub fn force_strategy(&self, strategy: Option<Strategy>) -> Result<()> {
         self.ensure_running()?;
         let outbound = self
             .shared
             .instance
             .force_strategy(strategy, self.shared.clock.now());
-        if outbound.has_messages() {
-            self.shared.transport.publish(&outbound.as_outgoing())?;
-            self.shared.instance.record_published(&outbound);
+        if !outbound.has_messages() {
+            return Ok(());
         }
-        Ok(())
+        let sent = self.shared.transport.publish(&outbound.as_outgoing());
+        self.shared.instance.finish_force(strategy, &outbound, sent)
     }
 
     /// A snapshot of the counters.

@@ -26,7 +26,7 @@ use aci_transports::{LeaseState, Outgoing, TransportError};
 use bytes::Bytes;
 use event_listener::Listener as _;
 
-use crate::error::{Error, Result};
+use crate::error::{Done, Error, Result};
 use crate::near::{FillToken, NearCache};
 use crate::settings::Settings;
 use crate::stats::Stats;
@@ -404,6 +404,27 @@ impl Instance {
                 });
                 Ok(())
             }
+            Err(TransportError::Unpublished(cause)) => {
+                // The SET landed: our value is the latest (read your
+                // writes) and the write counts; its messages were not sent.
+                self.near.finish_write(
+                    write.token,
+                    key,
+                    Bytes::copy_from_slice(value),
+                    now,
+                    write.expires_by,
+                );
+                let _ = self.with_engine(|engine| {
+                    engine.handle_write_acknowledged(now);
+                    Ok(())
+                });
+                Err(Error::Unannounced {
+                    done: Done::Stored {
+                        key: key.to_owned(),
+                    },
+                    source: *cause,
+                })
+            }
             Err(e) => {
                 // Not counted as a write, in the rate, or as sent.
                 self.near.invalidate(key);
@@ -427,7 +448,11 @@ impl Instance {
         sent: Result<bool, TransportError>,
     ) -> Result<bool> {
         self.near.invalidate(key);
-        let existed = sent?;
+        let existed = sent.map_err(|e| {
+            Error::unless_done(e, || Done::Deleted {
+                key: key.to_owned(),
+            })
+        })?;
         self.record_published(outbound);
         Ok(existed)
     }
@@ -465,7 +490,7 @@ impl Instance {
         for key in keys {
             self.near.invalidate(key);
         }
-        let removed = sent?;
+        let removed = sent.map_err(|e| Error::unless_done(e, || Done::Flushed))?;
         self.record_published(outbound);
         Ok(removed)
     }
@@ -628,6 +653,29 @@ impl Instance {
             Ok(())
         })
         .unwrap_or_default()
+    }
+
+    /// Reports how publishing the decision of [`Instance::force_strategy`]
+    /// went. The pin holds either way (it is this instance's own setting);
+    /// a failed announcement says so, and the controller's next rebroadcast
+    /// carries the decision.
+    pub fn finish_force(
+        &self,
+        strategy: Option<Strategy>,
+        outbound: &Outbound,
+        sent: Result<(), TransportError>,
+    ) -> Result<()> {
+        match (sent, strategy) {
+            (Ok(()), _) => {
+                self.record_published(outbound);
+                Ok(())
+            }
+            (Err(source), Some(strategy)) => Err(Error::Unannounced {
+                done: Done::Pinned { strategy },
+                source,
+            }),
+            (Err(source), None) => Err(source.into()),
+        }
     }
 
     /// A snapshot of every counter.

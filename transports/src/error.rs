@@ -26,24 +26,42 @@ pub enum TransportError {
     /// a command, key or channel. Permanent: retrying will not help.
     #[error("backend refused access: {0}")]
     Denied(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The data command of a call (the `SET` of `set`, the `DEL` of
+    /// `delete`, the `UNLINK` of `unlink`) took effect, but publishing the
+    /// messages sent with it failed (the inner error says why): the other
+    /// instances were not told. A transport that cannot tell the two apart
+    /// returns the plain error, and the cache treats the write as failed.
+    #[error("the command took effect, but publishing its messages failed: {0}")]
+    Unpublished(#[source] Box<TransportError>),
 }
 
 impl TransportError {
     /// Whether the backend could not be reached or did not answer: retrying
     /// later may succeed.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
+        match self {
             TransportError::Unavailable(_)
-                | TransportError::Timeout(_)
-                | TransportError::SubscriptionClosed
-        )
+            | TransportError::Timeout(_)
+            | TransportError::SubscriptionClosed => true,
+            TransportError::Unpublished(cause) => cause.is_unavailable(),
+            _ => false,
+        }
     }
 
     /// Whether the backend refused our credentials or permissions
     /// ([`TransportError::Denied`]): fix the configuration, do not retry.
     pub fn is_denied(&self) -> bool {
-        matches!(self, TransportError::Denied(_))
+        match self {
+            TransportError::Denied(_) => true,
+            TransportError::Unpublished(cause) => cause.is_denied(),
+            _ => false,
+        }
+    }
+
+    /// Whether the call's data command took effect although the call
+    /// failed ([`TransportError::Unpublished`]).
+    pub fn took_effect(&self) -> bool {
+        matches!(self, TransportError::Unpublished(_))
     }
 }
 
@@ -60,8 +78,37 @@ fn refused_access(error: &::redis::RedisError) -> bool {
             .is_some_and(|replies| replies.iter().any(|(_, e)| denial(e.code())))
 }
 
+/// Splits the answer of a pipeline whose first command changes data and
+/// whose others are its `PUBLISH`es: when only the `PUBLISH`es failed, the
+/// data command took effect, and the error comes back inside `Ok` for
+/// [`TransportError::unpublished`] (the connection is fine: error replies).
+#[cfg(feature = "redis")]
+pub(crate) fn split_publish_failure<T>(
+    result: ::redis::RedisResult<T>,
+) -> ::redis::RedisResult<Result<T, ::redis::RedisError>> {
+    match result {
+        Err(e) if publishes_alone_failed(&e) => Ok(Err(e)),
+        other => other.map(Ok),
+    }
+}
+
+/// Whether a pipeline's error replies all came after its first command
+/// (a single command's error reply counts as the first).
+#[cfg(feature = "redis")]
+fn publishes_alone_failed(error: &::redis::RedisError) -> bool {
+    error
+        .clone()
+        .into_server_errors()
+        .is_some_and(|replies| !replies.is_empty() && replies.iter().all(|(index, _)| *index > 0))
+}
+
 #[cfg(feature = "redis")]
 impl TransportError {
+    /// The publishes after a data command failed with `error`.
+    pub(crate) fn unpublished(error: ::redis::RedisError, timeout: Duration) -> Self {
+        TransportError::Unpublished(Box::new(TransportError::from_redis(error, timeout)))
+    }
+
     /// Classifies a `redis` error; `timeout` is the limit that was set.
     pub(crate) fn from_redis(error: ::redis::RedisError, timeout: Duration) -> Self {
         // Before the unavailable kinds: the `redis` crate files a failed

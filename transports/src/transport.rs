@@ -133,6 +133,9 @@ pub trait Transport: Send + Sync + 'static {
     }
 
     /// Writes `key` with a time to live, then publishes `then`, in one round trip.
+    /// When the data command took effect but publishing `then` failed,
+    /// answer [`TransportError::Unpublished`] so the cache reports exactly
+    /// that (a plain error reads as "maybe not written").
     fn set(
         &self,
         key: &str,
@@ -142,6 +145,9 @@ pub trait Transport: Send + Sync + 'static {
     ) -> Result<(), TransportError>;
 
     /// Deletes `key`, then publishes `then`, in one round trip. Whether it existed.
+    /// When the data command took effect but publishing `then` failed,
+    /// answer [`TransportError::Unpublished`] so the cache reports exactly
+    /// that (a plain error reads as "maybe not written").
     fn delete(&self, key: &str, then: &[Outgoing<'_>]) -> Result<bool, TransportError>;
 
     /// Publishes messages, in order.

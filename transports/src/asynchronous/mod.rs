@@ -41,6 +41,8 @@ pub trait AsyncTransport: Send + Sync + 'static {
     }
 
     /// Writes `key` with a time to live, then publishes `then`, in one round trip.
+    /// When the data command took effect but publishing `then` failed,
+    /// answer [`TransportError::Unpublished`].
     fn set(
         &self,
         key: &str,
@@ -50,6 +52,8 @@ pub trait AsyncTransport: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), TransportError>> + Send;
 
     /// Deletes `key`, then publishes `then`, in one round trip. Whether it existed.
+    /// When the data command took effect but publishing `then` failed,
+    /// answer [`TransportError::Unpublished`].
     fn delete(
         &self,
         key: &str,

@@ -11,6 +11,7 @@ use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisResult};
 
 use super::{AsyncSubscription, AsyncTransport};
+use crate::error::split_publish_failure;
 use crate::lease::scripts;
 use crate::{LeaseState, Outgoing, Received, TransportError};
 
@@ -162,8 +163,9 @@ impl AsyncTransport for RedisAsyncTransport {
         for m in then {
             pipe.cmd("PUBLISH").arg(m.channel).arg(m.payload).ignore();
         }
-        self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await })
-            .await
+        self.run(|mut c| async move { split_publish_failure(pipe.query_async::<()>(&mut c).await) })
+            .await?
+            .map_err(|e| TransportError::unpublished(e, self.timeout))
     }
 
     async fn delete(&self, key: &str, then: &[Outgoing<'_>]) -> Result<bool, TransportError> {
@@ -171,8 +173,9 @@ impl AsyncTransport for RedisAsyncTransport {
         del.arg(key);
         let pipe = pipeline_with(Some(del), then);
         let (removed,): (i64,) = self
-            .run(|mut c| async move { pipe.query_async(&mut c).await })
-            .await?;
+            .run(|mut c| async move { split_publish_failure(pipe.query_async(&mut c).await) })
+            .await?
+            .map_err(|e| TransportError::unpublished(e, self.timeout))?;
         Ok(removed > 0)
     }
 
@@ -217,8 +220,9 @@ impl AsyncTransport for RedisAsyncTransport {
         unlink.arg(keys);
         let pipe = pipeline_with(Some(unlink), then);
         let (removed,): (u64,) = self
-            .run(|mut c| async move { pipe.query_async(&mut c).await })
-            .await?;
+            .run(|mut c| async move { split_publish_failure(pipe.query_async(&mut c).await) })
+            .await?
+            .map_err(|e| TransportError::unpublished(e, self.timeout))?;
         Ok(removed)
     }
 

@@ -11,6 +11,7 @@ use redis::{Client, Connection, IntoConnectionInfo, RedisResult};
 
 pub use subscription::RedisSubscription;
 
+use crate::error::split_publish_failure;
 use crate::lease::{lease_value, millis, scripts, term_key};
 use crate::{LeaseState, Outgoing, Transport, TransportError};
 
@@ -32,6 +33,12 @@ const MAX_IDLE: usize = 16;
 /// ```
 pub struct RedisTransport {
     client: Client,
+    /// `client` without its database: connecting through it sends at most
+    /// one command (`AUTH`), and `SELECT` follows within what is left of
+    /// the budget (see [`RedisTransport::connect`]).
+    connector: Client,
+    /// The database to select, when not 0.
+    db: i64,
     timeout: Duration,
     /// Idle connections, each with the read timeout its socket has now.
     idle: Mutex<Vec<(Connection, Duration)>>,
@@ -62,7 +69,13 @@ impl RedisTransport {
     /// `redis::Client::build_with_tls` to trust a private CA).
     pub fn from_client(client: Client) -> Self {
         ensure_crypto_provider();
+        let info = client.get_connection_info().clone();
+        let db = info.redis_settings().db();
+        let settings = info.redis_settings().clone().set_db(0);
+        let connector = Client::open(info.set_redis_settings(settings)).unwrap_or(client.clone());
         RedisTransport {
+            connector,
+            db,
             client,
             timeout: Duration::from_secs(1),
             idle: Mutex::new(Vec::new()),
@@ -87,8 +100,19 @@ impl RedisTransport {
         &self.client
     }
 
-    fn connect(&self) -> RedisResult<Connection> {
-        let conn = self.client.get_connection_with_timeout(self.timeout)?;
+    /// A new connection, within `budget`. The `redis` crate's handshake
+    /// waits its whole timeout for each reply (`AUTH`, then `SELECT`), so a
+    /// frozen server cost twice the budget to a URL with a password and a
+    /// database; here the crate sends at most `AUTH`, and `SELECT` gets
+    /// what is left.
+    fn connect(&self, budget: Duration) -> RedisResult<Connection> {
+        let started = std::time::Instant::now();
+        let mut conn = self.connector.get_connection_with_timeout(budget)?;
+        if self.db != 0 {
+            let left = budget.saturating_sub(started.elapsed());
+            conn.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+            redis::cmd("SELECT").arg(self.db).query::<()>(&mut conn)?;
+        }
         conn.set_read_timeout(Some(self.timeout))?;
         conn.set_write_timeout(Some(self.timeout))?;
         Ok(conn)
@@ -123,7 +147,7 @@ impl RedisTransport {
             .pop();
         let (mut conn, set) = match pooled {
             Some(pooled) => pooled,
-            None => (self.connect().map_err(map)?, self.timeout),
+            None => (self.connect(self.timeout).map_err(map)?, self.timeout),
         };
         let budget = self.timeout.saturating_sub(started.elapsed());
         let divisor = u32::try_from(replies.max(1)).unwrap_or(u32::MAX);
@@ -224,14 +248,19 @@ impl Transport for RedisTransport {
             .arg(millis)
             .ignore();
         add_publishes(&mut pipe, then);
-        self.with_pipeline(1 + then.len(), |c| pipe.query::<()>(c))
+        self.with_pipeline(1 + then.len(), |c| {
+            split_publish_failure(pipe.query::<()>(c))
+        })?
+        .map_err(|e| TransportError::unpublished(e, self.timeout))
     }
 
     fn delete(&self, key: &str, then: &[Outgoing<'_>]) -> Result<bool, TransportError> {
         let mut pipe = redis::pipe();
         pipe.cmd("DEL").arg(key);
         add_publishes(&mut pipe, then);
-        let (removed,): (i64,) = self.with_pipeline(1 + then.len(), |c| pipe.query(c))?;
+        let (removed,): (i64,) = self
+            .with_pipeline(1 + then.len(), |c| split_publish_failure(pipe.query(c)))?
+            .map_err(|e| TransportError::unpublished(e, self.timeout))?;
         Ok(removed > 0)
     }
 
@@ -246,7 +275,7 @@ impl Transport for RedisTransport {
 
     fn subscribe(&self, channels: &[&str]) -> Result<RedisSubscription, TransportError> {
         let conn = self
-            .connect()
+            .connect(self.timeout)
             .map_err(|e| TransportError::from_redis(e, self.timeout))?;
         RedisSubscription::start(conn, channels, self.timeout)
     }
@@ -273,7 +302,9 @@ impl Transport for RedisTransport {
         let mut pipe = redis::pipe();
         pipe.cmd("UNLINK").arg(keys);
         add_publishes(&mut pipe, then);
-        let (removed,): (u64,) = self.with_pipeline(1 + then.len(), |c| pipe.query(c))?;
+        let (removed,): (u64,) = self
+            .with_pipeline(1 + then.len(), |c| split_publish_failure(pipe.query(c)))?
+            .map_err(|e| TransportError::unpublished(e, self.timeout))?;
         Ok(removed)
     }
 

@@ -271,4 +271,19 @@ async fn async_connect_fails_typed_when_redis_refuses_or_is_absent() {
         .map(|_| ())
         .expect_err("nothing listens");
     assert!(err.is_unavailable(), "{err}");
+    // A frozen server: within the timeout (a loaded machine gets 60% slack).
+    server.pause();
+    let timeout = Duration::from_millis(500);
+    let asked = Instant::now();
+    let err = aci_cache::Builder::new()
+        .is_controller(false)
+        .timeout(timeout)
+        .connect_async(&format!("redis://:s3cret@127.0.0.1:{port}"))
+        .await
+        .map(|_| ())
+        .expect_err("a frozen server cannot be subscribed to");
+    let took = asked.elapsed();
+    server.resume();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(took < timeout * 8 / 5, "took {took:?}");
 }

@@ -373,3 +373,31 @@ fn a_fresh_connection_with_a_password_and_a_database_fails_within_the_timeout() 
     assert!(took < timeout * 8 / 5, "took {took:?}");
     server.resume();
 }
+
+#[test]
+fn connecting_to_a_frozen_server_fails_within_the_timeout() {
+    // Issue 12, finding 3: a frozen server (it accepts the connection, then
+    // answers nothing) gave `Ok` after the timeout, the error came later.
+    // The async cache is checked in `redis_async`.
+    if support::skip_without_own_servers("connecting_to_a_frozen_server_fails_within_the_timeout") {
+        return;
+    }
+    let server = RedisServer::start();
+    server.pause();
+    let timeout = Duration::from_millis(500);
+    let asked = Instant::now();
+    let result = Builder::new()
+        .is_controller(false)
+        .timeout(timeout)
+        .connect(&server.url());
+    let took = asked.elapsed();
+    let err = result
+        .map(|_| ())
+        .expect_err("a frozen server cannot be subscribed to");
+    println!("connecting to a frozen server failed after {took:?}: {err}");
+    assert!(err.is_unavailable(), "{err}");
+    // It took twice the timeout: leaving subscribed mode after the failure
+    // waited for Redis's replies again. Same slack as above.
+    assert!(took < timeout * 8 / 5, "took {took:?}");
+    server.resume();
+}

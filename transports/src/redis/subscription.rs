@@ -86,14 +86,34 @@ fn read_loop(
     tx: &mpsc::Sender<Result<Received, TransportError>>,
     stop: &AtomicBool,
 ) {
+    let _ = conn.set_write_timeout(Some(timeout));
     let mut pubsub = conn.as_pubsub();
+    serve(&mut pubsub, channels, timeout, ready, tx, stop);
+    // Dropping `PubSub` leaves subscribed mode: UNSUBSCRIBE, then a wait for
+    // its replies, a whole timeout on a frozen server (the caller joins this
+    // thread, so connecting to one took twice the timeout). The connection
+    // is closed right after, which unsubscribes anyway: wait no longer.
+    let _ = pubsub.set_read_timeout(Some(LEAVE_WAIT));
+}
+
+/// How long leaving subscribed mode waits for Redis's replies.
+const LEAVE_WAIT: Duration = Duration::from_millis(1);
+
+fn serve(
+    pubsub: &mut redis::PubSub<'_>,
+    channels: &[String],
+    timeout: Duration,
+    ready: &mpsc::Sender<Result<(), TransportError>>,
+    tx: &mpsc::Sender<Result<Received, TransportError>>,
+    stop: &AtomicBool,
+) {
     if let Err(e) = pubsub.subscribe(channels) {
         let _ = ready.send(Err(TransportError::from_redis(e, timeout)));
         return;
     }
     // The crate ignores an error reply to `SUBSCRIBE` (no password, an ACL
     // user without channel rights): confirm before saying ready.
-    if let Err(e) = confirm_subscribed(&mut pubsub, timeout) {
+    if let Err(e) = confirm_subscribed(pubsub, timeout) {
         let _ = ready.send(Err(e));
         return;
     }
@@ -101,7 +121,7 @@ fn read_loop(
     let mut last_heard = std::time::Instant::now();
     while !stop.load(Ordering::SeqCst) {
         if last_heard.elapsed() >= HEALTH_CHECK_AFTER {
-            if let Err(e) = health_check(&mut pubsub, timeout) {
+            if let Err(e) = health_check(pubsub, timeout) {
                 let _ = tx.send(Err(e));
                 return;
             }

@@ -5,7 +5,7 @@
 //!
 //! Run with `cargo run --example drive_engine`.
 
-use aci_cache::{Config, Duration, Effect, Engine, Instant, Role};
+use aci_cache::aci_core::{Config, Duration, Effect, Engine, Instant, Role};
 
 /// Writes per second the controller makes at `t` seconds: up, plateau, down.
 fn load(t: f64) -> f64 {

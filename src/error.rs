@@ -67,6 +67,32 @@ pub enum Error {
         /// Why the message was not published.
         source: TransportError,
     },
+    /// A value could not be encoded for `key` (feature `serde`): nothing was written.
+    #[error("encoding the value of {key:?} failed: {source}")]
+    Encode {
+        /// The key being written.
+        key: String,
+        /// The codec's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The value of `key` in Redis does not decode as the type asked for
+    /// (feature `serde`): written by another program, or by another version.
+    #[error("the value of {key:?} does not decode: {source}")]
+    Decode {
+        /// The key read.
+        key: String,
+        /// The codec's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The loader of `get_or_try_load` failed: nothing was cached or written.
+    /// `source` is the loader's error (downcast it to get yours back).
+    #[error("loading {key:?} failed: {source}")]
+    Load {
+        /// The key being loaded.
+        key: String,
+        /// The loader's error.
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
     /// A background thread could not be started.
     #[error("could not start the background worker: {0}")]
     Spawn(#[source] std::io::Error),
@@ -124,9 +150,7 @@ impl Error {
 
 /// Checks a per-call TTL against the range Redis keeps.
 pub(crate) fn check_ttl(ttl: std::time::Duration) -> Result<()> {
-    let nanos = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
-    let core = aci_core::Duration::from_nanos(nanos);
-    if (aci_core::MIN_TTL..=aci_core::MAX_TTL).contains(&core) {
+    if (aci_core::MIN_TTL..=aci_core::MAX_TTL).contains(&aci_core::Duration::from(ttl)) {
         Ok(())
     } else {
         Err(Error::InvalidTtl { ttl })

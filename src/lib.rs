@@ -9,13 +9,15 @@
 //!   and runs the engine's timers).
 //! - `AsyncAdaptiveCache` (feature `tokio`): the same on tokio tasks.
 //! - [`Builder`]: the original's parameter names and defaults, validated.
-//! - [`Instance`](instance::Instance): the per-instance logic every driver
-//!   shares, sans-IO.
+//! - [`instance`]: internals, public for the simulator and custom drivers —
+//!   the per-instance logic every driver shares, sans-IO.
 //! - [`aci_core`] is re-exported whole: the engine, its configuration, the wire
 //!   format shared with the Python `aci-cache` 0.1.1.
 //!
 //! Features: `redis` (default), `tokio` (the async cache), `tls`
-//! (`rediss://`). The `aci-sim` crate runs the same [`Instance`](instance::Instance)
+//! (`rediss://`), `serde` (typed values: `get_json`, `set_json`, any
+//! `Codec`), `metrics` (counters and gauges on the `metrics` facade; names
+//! in the `metrics` module). The `aci-sim` crate runs the same [`Instance`](instance::Instance)
 //! logic in a deterministic fleet simulator.
 //!
 //! ```no_run
@@ -28,33 +30,43 @@
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "tokio")]
 mod asynchronous;
 mod blocking;
 mod clock;
+#[cfg(feature = "serde")]
+mod codec;
 mod error;
 mod flush;
 pub mod instance;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod near;
 mod settings;
 mod stats;
 mod subscription_guard;
 mod sync;
 
+/// The engine, its configuration and its time types, the wire format: the
+/// sans-IO core the caches run. Its [`Duration`](aci_core::Duration) and
+/// [`Instant`](aci_core::Instant) are the engine's nanosecond counters; the
+/// caches take and return `std::time::Duration` (the two convert with `From`).
 pub use aci_core;
 pub use aci_core::{
-    Config, ConfigBuilder, ConfigError, DropReason, Duration, Effect, Engine, Instant, Policy,
-    RejectReason, Role, Strategy, SwitchCause, SwitchRecord,
+    ConfigError, DropReason, RejectReason, Role, Strategy, SwitchCause, SwitchRecord,
 };
 pub use aci_transports as transports;
 #[cfg(feature = "tokio")]
 pub use asynchronous::AsyncAdaptiveCache;
 pub use blocking::AdaptiveCache;
+#[cfg(feature = "serde")]
+pub use codec::{Codec, Json};
 pub use error::{Done, Error, Result};
 pub use settings::{
-    Builder, Settings, DEFAULT_NEAR_BYTES, DEFAULT_NEAR_ENTRIES, DEFAULT_NEAR_MAX_VALUE_BYTES,
-    DEFAULT_TIMEOUT,
+    Async, Blocking, Builder, Settings, DEFAULT_NEAR_BYTES, DEFAULT_NEAR_ENTRIES,
+    DEFAULT_NEAR_MAX_VALUE_BYTES, DEFAULT_TIMEOUT,
 };
 pub use stats::Stats;
 

@@ -1,6 +1,7 @@
 //! Everything a cache is configured with, validated once by [`Builder`].
 
 use std::hash::{BuildHasher, Hasher};
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -86,9 +87,15 @@ impl Settings {
 /// assert!(err.to_string().contains("low_threshold"));
 /// # Ok::<(), aci_cache::Error>(())
 /// ```
+///
+/// The builder knows which cache it makes: `Builder` (from `Builder::new()`
+/// or `AdaptiveCache::builder()`) connects an [`AdaptiveCache`](crate::AdaptiveCache);
+/// `Builder<Async>` (from `AsyncAdaptiveCache::builder()` or
+/// [`Builder::into_async`]) connects an `AsyncAdaptiveCache`, with the same
+/// settings and methods of the same names, awaited.
 #[derive(Clone, Debug)]
 #[must_use]
-pub struct Builder {
+pub struct Builder<K = Blocking> {
     core: ConfigBuilder,
     near_max_entries: usize,
     near_max_bytes: u64,
@@ -96,7 +103,16 @@ pub struct Builder {
     timeout: Duration,
     miss_on_error: bool,
     instance_id: Option<String>,
+    kind: PhantomData<K>,
 }
+
+/// The kind of a [`Builder`] that makes an [`AdaptiveCache`](crate::AdaptiveCache).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Blocking;
+
+/// The kind of a [`Builder`] that makes an `AsyncAdaptiveCache` (feature `tokio`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Async;
 
 impl Default for Builder {
     fn default() -> Self {
@@ -108,7 +124,7 @@ macro_rules! forward {
     ($(#[$doc:meta])* $name:ident: duration) => {
         $(#[$doc])*
         pub fn $name(mut self, value: Duration) -> Self {
-            self.core = self.core.$name(core_duration(value));
+            self.core = self.core.$name(value.into());
             self
         }
     };
@@ -121,12 +137,9 @@ macro_rules! forward {
     };
 }
 
-fn core_duration(d: Duration) -> aci_core::Duration {
-    aci_core::Duration::from_nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
 impl Builder {
-    /// The original's defaults, a near cache of 100,000 entries / 64 MiB, a 1 s timeout.
+    /// The original's defaults, a near cache of 100,000 entries / 64 MiB, a
+    /// 1 s timeout; it makes a blocking cache.
     pub fn new() -> Self {
         Builder {
             core: ConfigBuilder::new(),
@@ -136,9 +149,26 @@ impl Builder {
             timeout: DEFAULT_TIMEOUT,
             miss_on_error: false,
             instance_id: None,
+            kind: PhantomData,
         }
     }
 
+    /// The same settings, for an `AsyncAdaptiveCache` (feature `tokio`).
+    pub fn into_async(self) -> Builder<Async> {
+        Builder {
+            core: self.core,
+            near_max_entries: self.near_max_entries,
+            near_max_bytes: self.near_max_bytes,
+            near_max_value_bytes: self.near_max_value_bytes,
+            timeout: self.timeout,
+            miss_on_error: self.miss_on_error,
+            instance_id: self.instance_id,
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K> Builder<K> {
     forward!(
         /// Writes/s above which the fleet goes eager (default 50).
         high_threshold: f64

@@ -17,7 +17,8 @@ async fn pinned(url: &str, ns: &str, strategy: Strategy) -> Cache {
         .is_controller(false)
         .batch_interval(Duration::from_millis(200))
         .timeout(Duration::from_millis(300))
-        .connect_async(url)
+        .into_async()
+        .connect(url)
         .await
         .unwrap();
     assert!(cache.is_subscribed());
@@ -158,7 +159,8 @@ async fn concurrent_async_misses_share_one_read() {
     let cache = std::sync::Arc::new(
         Builder::new()
             .is_controller(false)
-            .transport_async(memory.clone())
+            .into_async()
+            .transport(memory.clone())
             .await
             .unwrap(),
     );
@@ -206,7 +208,8 @@ async fn async_instances_elect_a_controller_and_replace_it() {
             .namespace(&ns)
             .instance_id(id)
             .controller_interval(interval)
-            .connect_async(&shared_url())
+            .into_async()
+            .connect(&shared_url())
             .await
             .unwrap();
         fleet.push(cache);
@@ -257,7 +260,8 @@ async fn async_connect_fails_typed_when_redis_refuses_or_is_absent() {
         let err = aci_cache::Builder::new()
             .is_controller(false)
             .timeout(Duration::from_millis(300))
-            .connect_async(&url)
+            .into_async()
+            .connect(&url)
             .await
             .map(|_| ())
             .expect_err(&url);
@@ -266,7 +270,8 @@ async fn async_connect_fails_typed_when_redis_refuses_or_is_absent() {
     let absent = format!("redis://127.0.0.1:{}", support::another_free_port());
     let err = aci_cache::Builder::new()
         .timeout(Duration::from_millis(300))
-        .connect_async(&absent)
+        .into_async()
+        .connect(&absent)
         .await
         .map(|_| ())
         .expect_err("nothing listens");
@@ -278,7 +283,8 @@ async fn async_connect_fails_typed_when_redis_refuses_or_is_absent() {
     let err = aci_cache::Builder::new()
         .is_controller(false)
         .timeout(timeout)
-        .connect_async(&format!("redis://:s3cret@127.0.0.1:{port}"))
+        .into_async()
+        .connect(&format!("redis://:s3cret@127.0.0.1:{port}"))
         .await
         .map(|_| ())
         .expect_err("a frozen server cannot be subscribed to");

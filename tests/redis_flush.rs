@@ -101,7 +101,8 @@ async fn the_async_flush_deletes_only_the_namespace() {
     let cache = Builder::new()
         .namespace(&ns)
         .is_controller(false)
-        .connect_async(&shared_url())
+        .into_async()
+        .connect(&shared_url())
         .await
         .unwrap();
     for i in 0..700 {

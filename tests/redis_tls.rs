@@ -146,7 +146,8 @@ fn caches_work_over_tls() {
             ));
             let c = Builder::new()
                 .is_controller(false)
-                .transport_async(transport)
+                .into_async()
+                .transport(transport)
                 .await
                 .unwrap();
             assert!(c.is_subscribed());

@@ -137,7 +137,8 @@ fn the_async_cache_says_the_same() {
         let cache = Builder::new()
             .namespace("mute")
             .is_controller(false)
-            .connect_async(&url)
+            .into_async()
+            .connect(&url)
             .await
             .expect("subscribing is allowed");
         // A follower's pin is its own: nothing to announce.

@@ -52,7 +52,8 @@ fn after_stop_every_call_that_reaches_redis_fails_typed_until_start() {
 async fn after_stop_the_async_cache_fails_typed_until_start() {
     let cache = Builder::new()
         .is_controller(false)
-        .transport_async(MemoryTransport::new())
+        .into_async()
+        .transport(MemoryTransport::new())
         .await
         .unwrap();
     cache.set("k", "v").await.unwrap();
@@ -82,7 +83,8 @@ fn a_runtime_that_shuts_down_takes_the_near_cache_with_it() {
     let cache: AsyncAdaptiveCache<MemoryTransport> = runtime.block_on(async {
         let cache = Builder::new()
             .is_controller(false)
-            .transport_async(transport.clone())
+            .into_async()
+            .transport(transport.clone())
             .await
             .unwrap();
         cache.set("k", "v").await.unwrap();
@@ -223,7 +225,7 @@ async fn async_stop_closes_every_connection() {
     let mut fleet = Vec::new();
     for i in 0..20 {
         let cache = AsyncAdaptiveCache::builder()
-            .connect_async(&server.url())
+            .connect(&server.url())
             .await
             .unwrap();
         cache.set(&format!("k{i}"), "v").await.unwrap();
@@ -305,8 +307,7 @@ fn a_ttl_redis_cannot_keep_is_a_typed_error_and_writes_nothing() {
     let err = Builder::new()
         .controller_interval(Duration::from_nanos(1))
         .transport(MemoryTransport::new())
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(err.to_string().contains("controller_interval"), "{err}");
 }
 
@@ -343,8 +344,7 @@ fn the_largest_value_kept_is_a_setting_and_larger_ones_are_counted() {
     let err = Builder::new()
         .near_cache_max_value_bytes(64 << 20)
         .transport(MemoryTransport::new())
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(
         err.to_string().contains("near_cache_max_value_bytes"),
         "{err}"

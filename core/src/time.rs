@@ -19,6 +19,26 @@ const NANOS_PER_SEC: u64 = 1_000_000_000;
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Duration(u64);
 
+/// A standard duration, saturating at `u64::MAX` nanoseconds (584 years).
+///
+/// ```
+/// let d: aci_core::Duration = core::time::Duration::from_millis(1500).into();
+/// assert_eq!(d, aci_core::Duration::from_millis(1500));
+/// let back: core::time::Duration = d.into();
+/// assert_eq!(back, core::time::Duration::from_millis(1500));
+/// ```
+impl From<core::time::Duration> for Duration {
+    fn from(d: core::time::Duration) -> Self {
+        Duration(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
+impl From<Duration> for core::time::Duration {
+    fn from(d: Duration) -> Self {
+        core::time::Duration::from_nanos(d.0)
+    }
+}
+
 impl Duration {
     /// No time at all.
     pub const ZERO: Duration = Duration(0);

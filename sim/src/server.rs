@@ -87,7 +87,7 @@ impl Server {
         {
             lease.held = None;
         }
-        let ttl = Duration::from_nanos(u64::try_from(call.ttl.as_nanos()).unwrap_or(u64::MAX));
+        let ttl = Duration::from(call.ttl);
         let live = lease
             .held
             .as_ref()

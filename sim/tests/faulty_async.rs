@@ -85,7 +85,8 @@ async fn cache<T: AsyncTransport>(
         .instance_id(id)
         .role(aci_cache::Role::Follower)
         .local_ttl(Duration::from_secs(1))
-        .transport_async(transport)
+        .into_async()
+        .transport(transport)
         .await
         .expect("valid settings, started");
     cache
@@ -235,7 +236,8 @@ async fn a_cancelled_read_does_not_fail_the_reads_waiting_on_it() {
     let transport = FaultyTransport::new(server.clone(), faults, 0, 7);
     let cache = aci_cache::Builder::new()
         .role(aci_cache::Role::Follower)
-        .transport_async(transport)
+        .into_async()
+        .transport(transport)
         .await
         .expect("started");
     let cache = std::sync::Arc::new(cache);

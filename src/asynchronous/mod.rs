@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::error::{into_text, Result};
 use crate::flush::Flush;
 use crate::instance::{Instance, Lookup};
-use crate::settings::{Builder, Settings};
+use crate::settings::{Async, Builder, Settings};
 use crate::stats::Stats;
 use crate::subscription_guard::SubscriptionGuard;
 
@@ -32,7 +32,7 @@ use crate::subscription_guard::SubscriptionGuard;
 /// use aci_cache::AsyncAdaptiveCache;
 /// let cache = AsyncAdaptiveCache::builder()
 ///     .namespace("user-service")
-///     .connect_async("redis://127.0.0.1:6379")
+///     .connect("redis://127.0.0.1:6379")
 ///     .await?;
 /// cache.set("user:42", "Alice").await?;
 /// assert_eq!(cache.get_string("user:42").await?.as_deref(), Some("Alice"));
@@ -40,9 +40,38 @@ use crate::subscription_guard::SubscriptionGuard;
 /// # Ok(())
 /// # }
 /// ```
+///
+/// Clones are cheap and share one cache: hand them to tasks freely. The
+/// background task is told to stop when the last clone is dropped, or for
+/// every clone at once when one calls [`AsyncAdaptiveCache::stop`].
 pub struct AsyncAdaptiveCache<T: AsyncTransport> {
+    handle: Arc<Handle<T>>,
+}
+
+/// What the clones of one cache share.
+struct Handle<T: AsyncTransport> {
     shared: Arc<Shared<T>>,
     worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<T: AsyncTransport> Clone for AsyncAdaptiveCache<T> {
+    fn clone(&self) -> Self {
+        AsyncAdaptiveCache {
+            handle: Arc::clone(&self.handle),
+        }
+    }
+}
+
+impl<T: AsyncTransport> std::fmt::Debug for AsyncAdaptiveCache<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let instance = &self.handle.shared.instance;
+        f.debug_struct("AsyncAdaptiveCache")
+            .field("instance_id", &instance.settings().instance_id())
+            .field("strategy", &instance.strategy())
+            .field("subscribed", &instance.is_subscribed())
+            .field("running", &!*self.handle.shared.stop.borrow())
+            .finish_non_exhaustive()
+    }
 }
 
 pub(crate) struct Shared<T> {
@@ -54,16 +83,40 @@ pub(crate) struct Shared<T> {
 
 #[cfg(feature = "redis")]
 impl AsyncAdaptiveCache<aci_transports::RedisAsyncTransport> {
-    /// A builder with the original's defaults.
-    pub fn builder() -> Builder {
-        Builder::new()
+    /// A builder with the original's defaults that makes an async cache:
+    /// `connect(url)`, `client(…)` or `transport(…)`, awaited.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// let cache = AsyncAdaptiveCache::builder()
+    ///     .namespace("docs")
+    ///     .transport(MemoryTransport::new())
+    ///     .await?;
+    /// assert!(cache.is_subscribed());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder() -> Builder<Async> {
+        Builder::new().into_async()
     }
 }
 
-impl Builder {
-    /// Builds and starts an async cache on the Redis at `url`.
+impl Builder<Async> {
+    /// Builds and starts an async cache on the Redis at `url`: subscribed,
+    /// or a typed error within the timeout.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> aci_cache::Result<()> {
+    /// let cache = aci_cache::AsyncAdaptiveCache::builder()
+    ///     .connect("redis://127.0.0.1:6379")
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     #[cfg(feature = "redis")]
-    pub async fn connect_async(
+    pub async fn connect(
         self,
         url: &str,
     ) -> Result<AsyncAdaptiveCache<aci_transports::RedisAsyncTransport>> {
@@ -73,11 +126,41 @@ impl Builder {
         AsyncAdaptiveCache::start_with(transport, settings).await
     }
 
-    /// Builds and starts an async cache on any [`AsyncTransport`].
-    pub async fn transport_async<T: AsyncTransport>(
+    /// Builds and starts an async cache on a `redis::Client` you already have.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = redis::Client::open("redis://127.0.0.1:6379")?;
+    /// let cache = aci_cache::AsyncAdaptiveCache::builder().client(client).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "redis")]
+    pub async fn client(
         self,
-        transport: T,
-    ) -> Result<AsyncAdaptiveCache<T>> {
+        client: redis::Client,
+    ) -> Result<AsyncAdaptiveCache<aci_transports::RedisAsyncTransport>> {
+        let settings = self.settings()?;
+        let transport =
+            aci_transports::RedisAsyncTransport::from_client(client).with_timeout(settings.timeout);
+        AsyncAdaptiveCache::start_with(transport, settings).await
+    }
+
+    /// Builds and starts an async cache on any [`AsyncTransport`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// use aci_cache::transports::MemoryTransport;
+    /// let cache = aci_cache::Builder::new()
+    ///     .into_async()
+    ///     .transport(MemoryTransport::new())
+    ///     .await?;
+    /// cache.set("k", "v").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn transport<T: AsyncTransport>(self, transport: T) -> Result<AsyncAdaptiveCache<T>> {
         AsyncAdaptiveCache::start_with(transport, self.settings()?).await
     }
 }
@@ -85,16 +168,18 @@ impl Builder {
 impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
     /// A started cache on `transport`: subscribed, or an error within the
     /// timeout (see [`AsyncAdaptiveCache::start`]).
-    pub async fn start_with(transport: T, settings: Settings) -> Result<Self> {
+    pub(crate) async fn start_with(transport: T, settings: Settings) -> Result<Self> {
         let (stop, _) = watch::channel(false);
         let cache = AsyncAdaptiveCache {
-            shared: Arc::new(Shared {
-                instance: Instance::new(settings)?,
-                clock: Clock::new(),
-                transport,
-                stop,
+            handle: Arc::new(Handle {
+                shared: Arc::new(Shared {
+                    instance: Instance::new(settings)?,
+                    clock: Clock::new(),
+                    transport,
+                    stop,
+                }),
+                worker: Mutex::new(None),
             }),
-            worker: Mutex::new(None),
         };
         cache.start().await?;
         Ok(cache)
@@ -105,8 +190,22 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
     /// frozen: `is_unavailable`; a wrong password, an ACL user without
     /// channel rights: `is_denied`) — then spawns the background task. A
     /// cache whose `start` failed stays stopped.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// # use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AsyncAdaptiveCache::builder().transport(MemoryTransport::new()).await?;
+    /// cache.stop().await;
+    /// assert!(cache.get("k").await.is_err());
+    /// cache.start().await?;
+    /// assert_eq!(cache.get("k").await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn start(&self) -> Result<()> {
         if self
+            .handle
             .worker
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -114,21 +213,26 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
         {
             return Ok(());
         }
-        let config = &self.shared.instance.settings().core;
+        let config = &self.handle.shared.instance.settings().core;
         let channels = [config.invalidation_channel(), config.strategy_channel()];
-        let subscription = self.shared.transport.subscribe(&channels).await?;
-        let mut worker = self.worker.lock().unwrap_or_else(PoisonError::into_inner);
+        let subscription = self.handle.shared.transport.subscribe(&channels).await?;
+        let mut worker = self
+            .handle
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if worker.is_some() {
             return Ok(()); // started meanwhile by another caller
         }
-        self.shared.stop.send_replace(false);
-        self.shared
+        self.handle.shared.stop.send_replace(false);
+        self.handle
+            .shared
             .instance
-            .start(self.shared.clock.now(), Clock::unix_now());
-        self.shared.instance.subscribed();
-        let guard = SubscriptionGuard::new(&self.shared);
+            .start(self.handle.shared.clock.now(), Clock::unix_now());
+        self.handle.shared.instance.subscribed();
+        let guard = SubscriptionGuard::new(&self.handle.shared);
         *worker = Some(tokio::spawn(worker::run(
-            Arc::clone(&self.shared),
+            Arc::clone(&self.handle.shared),
             subscription,
             guard,
         )));
@@ -140,22 +244,35 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
     /// restarts it, every call that would reach Redis (`get`, `set`,
     /// `delete`, `flush`, `force_strategy`) fails with [`Error::Stopped`](crate::Error::Stopped)
     /// without connecting; `stats`, `strategy` and the like still answer.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// # use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AsyncAdaptiveCache::builder().transport(MemoryTransport::new()).await?;
+    /// let clone = cache.clone();
+    /// cache.stop().await;
+    /// assert!(matches!(clone.set("k", "v").await, Err(aci_cache::Error::Stopped)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn stop(&self) {
         let handle = self
+            .handle
             .worker
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        self.shared.stop.send_replace(true);
+        self.handle.shared.stop.send_replace(true);
         if let Some(handle) = handle {
             let _ = handle.await;
         }
-        self.shared.transport.close();
+        self.handle.shared.transport.close();
     }
 
     /// [`Error::Stopped`](crate::Error::Stopped) after `stop`, until `start`.
     fn ensure_running(&self) -> Result<()> {
-        if *self.shared.stop.borrow() {
+        if *self.handle.shared.stop.borrow() {
             Err(crate::Error::Stopped)
         } else {
             Ok(())
@@ -163,17 +280,38 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
     }
 
     /// The value of `key`, from the near cache or from Redis.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// # use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AsyncAdaptiveCache::builder().transport(MemoryTransport::new()).await?;
+    /// cache.set("k", "v").await?;
+    /// assert_eq!(cache.get("k").await?.as_deref(), Some(&b"v"[..]));
+    /// assert_eq!(cache.get("absent").await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         self.ensure_running()?;
-        let instance = &self.shared.instance;
+        let instance = &self.handle.shared.instance;
         let deadline = tokio::time::Instant::now() + instance.settings().timeout;
         let result = loop {
-            match instance.lookup(key, self.shared.clock.now()) {
+            match instance.lookup(key, self.handle.shared.clock.now()) {
                 Lookup::Hit(value) => return Ok(Some(value)),
                 Lookup::Fill(fill) => {
                     // Cancelled here, the dropped `fill` hands the read to a follower.
-                    let read = self.shared.transport.get_with_ttl(fill.stored_key()).await;
-                    break instance.finish_fill_with_ttl(fill, read, self.shared.clock.now());
+                    let read = self
+                        .handle
+                        .shared
+                        .transport
+                        .get_with_ttl(fill.stored_key())
+                        .await;
+                    break instance.finish_fill_with_ttl(
+                        fill,
+                        read,
+                        self.handle.shared.clock.now(),
+                    );
                 }
                 Lookup::Wait(wait) => {
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -189,16 +327,249 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
         instance.settle_read(key, result)
     }
 
+    /// The value of `key`, or, when Redis has none, the value `loader`'s
+    /// future makes, stored in Redis (default TTL) and in the near cache.
+    /// The same rules as [`AdaptiveCache::get_or_load`](crate::AdaptiveCache::get_or_load):
+    /// one load per key on this instance at a time (a caller cancelled while
+    /// loading hands the load to the next waiter), `SET … NX`, so a value
+    /// written meanwhile wins and is returned.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// let cache = AsyncAdaptiveCache::builder()
+    ///     .transport(MemoryTransport::new())
+    ///     .await?;
+    /// let name = cache
+    ///     .get_or_load("user:42:name", || async { "Alice".to_owned() })
+    ///     .await?;
+    /// assert_eq!(&name[..], b"Alice");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get_or_load<V, F, Fut>(&self, key: &str, loader: F) -> Result<Bytes>
+    where
+        V: AsRef<[u8]>,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = V>,
+    {
+        self.get_or_try_load(key, || async {
+            Ok::<V, std::convert::Infallible>(loader().await)
+        })
+        .await
+    }
+
+    /// [`AsyncAdaptiveCache::get_or_load`] with a loader that can fail: its
+    /// error comes back as [`Error::Load`](crate::Error::Load), with nothing
+    /// stored or cached.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// use aci_cache::{AsyncAdaptiveCache, Error, transports::MemoryTransport};
+    /// let cache = AsyncAdaptiveCache::builder()
+    ///     .transport(MemoryTransport::new())
+    ///     .await?;
+    /// let failed = cache
+    ///     .get_or_try_load("user:7", || async {
+    ///         Err::<String, _>(std::io::Error::other("database down"))
+    ///     })
+    ///     .await;
+    /// assert!(matches!(failed, Err(Error::Load { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get_or_try_load<V, E, F, Fut>(&self, key: &str, loader: F) -> Result<Bytes>
+    where
+        V: AsRef<[u8]>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<V, E>>,
+    {
+        self.ensure_running()?;
+        let shared = &self.handle.shared;
+        let instance = &shared.instance;
+        let timeout = instance.settings().timeout;
+        let mut loader = Some(loader);
+        let mut loaded: Option<Bytes> = None;
+        loop {
+            match instance.lookup(key, shared.clock.now()) {
+                Lookup::Hit(value) => return Ok(value),
+                Lookup::Wait(wait) => match wait.wait_async(timeout).await {
+                    Some(Ok(Some(value))) => return Ok(value),
+                    // Still loading: a load may take longer than a read.
+                    Some(Err(crate::Error::ReadWaitTimeout)) => continue,
+                    Some(Err(e)) => return Err(e),
+                    Some(Ok(None)) | None => continue,
+                },
+                Lookup::Fill(fill) => {
+                    let read = shared.transport.get_with_ttl(fill.stored_key()).await;
+                    if !matches!(read, Ok(None)) {
+                        let now = shared.clock.now();
+                        match instance.finish_fill_with_ttl(fill, read, now)? {
+                            Some(value) => return Ok(value),
+                            None => continue,
+                        }
+                    }
+                    let value = match (loader.take(), loaded.take()) {
+                        (_, Some(value)) => value,
+                        (Some(loader), None) => match loader().await {
+                            Ok(v) => Bytes::copy_from_slice(v.as_ref()),
+                            Err(e) => {
+                                let _ = instance.finish_fill(fill, Ok(None), shared.clock.now());
+                                return Err(crate::Error::Load {
+                                    key: key.to_owned(),
+                                    source: Arc::from(e.into()),
+                                });
+                            }
+                        },
+                        // The loader is only taken to make `loaded` (or to return).
+                        (None, None) => continue,
+                    };
+                    if self.store_loaded(key, &value).await? {
+                        let _ =
+                            instance.finish_fill(fill, Ok(Some(value.clone())), shared.clock.now());
+                        return Ok(value);
+                    }
+                    let _ = instance.finish_fill(fill, Ok(None), shared.clock.now());
+                    loaded = Some(value);
+                    if let Some(current) = self.get(key).await? {
+                        return Ok(current);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores a loaded value where Redis has none; whether it did.
+    async fn store_loaded(&self, key: &str, value: &[u8]) -> Result<bool> {
+        let shared = &self.handle.shared;
+        let instance = &shared.instance;
+        let ttl: Duration = instance.settings().core.default_ttl().into();
+        let stored = instance.settings().stored_key(key);
+        let write = instance.prepare_write(key, Some(ttl), shared.clock.now())?;
+        let sent = shared
+            .transport
+            .set_if_absent(&stored, value, ttl, &write.outbound.as_outgoing())
+            .await;
+        instance.finish_write_if_absent(write, key, value, sent, shared.clock.now())
+    }
+
+    /// The value of `key` decoded from JSON (feature `serde`); a value that
+    /// does not decode is [`Error::Decode`](crate::Error::Decode) naming the key.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// let cache = aci_cache::AsyncAdaptiveCache::builder()
+    ///     .transport(aci_cache::transports::MemoryTransport::new())
+    ///     .await?;
+    /// cache.set_json("scores", &[3, 1, 4]).await?;
+    /// let scores: Option<Vec<u32>> = cache.get_json("scores").await?;
+    /// assert_eq!(scores, Some(vec![3, 1, 4]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "serde")]
+    pub async fn get_json<V: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<V>> {
+        self.get_decoded(key, &crate::Json).await
+    }
+
+    /// Writes `value` as JSON with the default TTL (feature `serde`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// # use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AsyncAdaptiveCache::builder().transport(MemoryTransport::new()).await?;
+    /// cache.set_json("point", &(1, 2)).await?;
+    /// assert_eq!(cache.get_json::<(i32, i32)>("point").await?, Some((1, 2)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "serde")]
+    pub async fn set_json<V: serde::Serialize + ?Sized>(&self, key: &str, value: &V) -> Result<()> {
+        self.set_encoded(key, value, &crate::Json).await
+    }
+
+    /// The value of `key` decoded with `codec` (feature `serde`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// # use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AsyncAdaptiveCache::builder().transport(MemoryTransport::new()).await?;
+    /// cache.set_encoded("n", &42u32, &aci_cache::Json).await?;
+    /// let n: Option<u32> = cache.get_decoded("n", &aci_cache::Json).await?;
+    /// assert_eq!(n, Some(42));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "serde")]
+    pub async fn get_decoded<V: serde::de::DeserializeOwned, C: crate::Codec>(
+        &self,
+        key: &str,
+        codec: &C,
+    ) -> Result<Option<V>> {
+        crate::codec::decode(codec, key, self.get(key).await?)
+    }
+
+    /// Writes `value` encoded with `codec`, with the default TTL (feature
+    /// `serde`); nothing is written when it does not encode.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// # use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AsyncAdaptiveCache::builder().transport(MemoryTransport::new()).await?;
+    /// cache.set_encoded("tags", &["a", "b"], &aci_cache::Json).await?;
+    /// assert_eq!(cache.get_string("tags").await?.as_deref(), Some(r#"["a","b"]"#));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "serde")]
+    pub async fn set_encoded<V: serde::Serialize + ?Sized, C: crate::Codec>(
+        &self,
+        key: &str,
+        value: &V,
+        codec: &C,
+    ) -> Result<()> {
+        let bytes = crate::codec::encode(codec, key, value)?;
+        self.set(key, bytes).await
+    }
+
     /// The value of `key` as UTF-8 text.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// # use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AsyncAdaptiveCache::builder().transport(MemoryTransport::new()).await?;
+    /// cache.set("greeting", "hello").await?;
+    /// assert_eq!(cache.get_string("greeting").await?.as_deref(), Some("hello"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get_string(&self, key: &str) -> Result<Option<String>> {
         into_text(key, self.get(key).await?)
     }
 
     /// Writes `value` with the default TTL.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// # use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AsyncAdaptiveCache::builder().transport(MemoryTransport::new()).await?;
+    /// cache.set("user:42", "Alice").await?;
+    /// assert_eq!(cache.get_string("user:42").await?.as_deref(), Some("Alice"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn set(&self, key: &str, value: impl AsRef<[u8]>) -> Result<()> {
-        let ttl = self.shared.instance.settings().core.default_ttl();
-        self.set_with_ttl(key, value, Duration::from_nanos(ttl.as_nanos()))
-            .await
+        let ttl = self.handle.shared.instance.settings().core.default_ttl();
+        self.set_with_ttl(key, value, ttl.into()).await
     }
 
     /// Writes `value` with a TTL of its own, between 1 ms and 100 years
@@ -208,6 +579,18 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
     /// [`Done::Stored`](crate::Done::Stored): it is in Redis and in this
     /// instance's near cache; other instances may serve the old value until
     /// `local_ttl`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// # use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AsyncAdaptiveCache::builder().transport(MemoryTransport::new()).await?;
+    /// use std::time::Duration;
+    /// cache.set_with_ttl("otp", "123456", Duration::from_secs(30)).await?;
+    /// assert!(cache.set_with_ttl("otp", "x", Duration::ZERO).await.is_err(), "nothing below 1 ms");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn set_with_ttl(
         &self,
         key: &str,
@@ -216,28 +599,42 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
     ) -> Result<()> {
         self.ensure_running()?;
         crate::error::check_ttl(ttl)?;
-        let instance = &self.shared.instance;
+        let instance = &self.handle.shared.instance;
         let value = value.as_ref();
         let stored = instance.settings().stored_key(key);
-        let write = instance.prepare_write(key, Some(ttl), self.shared.clock.now())?;
+        let write = instance.prepare_write(key, Some(ttl), self.handle.shared.clock.now())?;
         let sent = self
+            .handle
             .shared
             .transport
             .set(&stored, value, ttl, &write.outbound.as_outgoing())
             .await;
-        instance.finish_write(write, key, value, sent, self.shared.clock.now())
+        instance.finish_write(write, key, value, sent, self.handle.shared.clock.now())
     }
 
     /// Deletes `key` and tells the fleet at once. Whether it existed. A key
     /// deleted whose invalidation could not be published returns
     /// [`Error::Unannounced`](crate::Error::Unannounced) with
     /// [`Done::Deleted`](crate::Done::Deleted).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// # use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AsyncAdaptiveCache::builder().transport(MemoryTransport::new()).await?;
+    /// cache.set("k", "v").await?;
+    /// assert!(cache.delete("k").await?);
+    /// assert!(!cache.delete("k").await?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn delete(&self, key: &str) -> Result<bool> {
         self.ensure_running()?;
-        let instance = &self.shared.instance;
+        let instance = &self.handle.shared.instance;
         let stored = instance.settings().stored_key(key);
-        let outbound = instance.prepare_delete(key, self.shared.clock.now())?;
+        let outbound = instance.prepare_delete(key, self.handle.shared.clock.now())?;
         let sent = self
+            .handle
             .shared
             .transport
             .delete(&stored, &outbound.as_outgoing())
@@ -253,13 +650,28 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
     /// namespace it refuses with
     /// [`Error::FlushWithoutNamespace`](crate::Error::FlushWithoutNamespace)
     /// (see `flush_database`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// # use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AsyncAdaptiveCache::builder().transport(MemoryTransport::new()).await?;
+    /// # let cache = AsyncAdaptiveCache::builder().namespace("docs").transport(MemoryTransport::new()).await?;
+    /// cache.set("a", "1").await?;
+    /// cache.set("b", "2").await?;
+    /// assert_eq!(cache.flush().await?, 2);
+    /// assert_eq!(cache.get("a").await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn flush(&self) -> Result<u64> {
         self.ensure_running()?;
-        let instance = &self.shared.instance;
+        let instance = &self.handle.shared.instance;
         let flush = Flush::of(instance.settings())?;
         let (mut cursor, mut removed) = (0, 0);
         loop {
             let (next, keys) = self
+                .handle
                 .shared
                 .transport
                 .scan_prefix(cursor, flush.prefix(), Flush::BATCH)
@@ -267,8 +679,10 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
             let keys = flush.ours(keys);
             if !keys.is_empty() {
                 let users = flush.user_keys(&keys);
-                let outbound = instance.prepare_delete_many(&users, self.shared.clock.now())?;
+                let outbound =
+                    instance.prepare_delete_many(&users, self.handle.shared.clock.now())?;
                 let sent = self
+                    .handle
                     .shared
                     .transport
                     .unlink(&keys, &outbound.as_outgoing())
@@ -286,16 +700,38 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
     /// applications' keys included. What the original's `flush` did; for
     /// tests and development. Other instances are not told: their near
     /// caches keep what they hold until it expires (`local_ttl`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// # use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AsyncAdaptiveCache::builder().transport(MemoryTransport::new()).await?;
+    /// cache.set("k", "v").await?;
+    /// cache.flush_database().await?;
+    /// assert_eq!(cache.get("k").await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn flush_database(&self) -> Result<()> {
         self.ensure_running()?;
-        self.shared.transport.flush_db().await?;
-        self.shared.instance.commit_flush();
+        self.handle.shared.transport.flush_db().await?;
+        self.handle.shared.instance.commit_flush();
         Ok(())
     }
 
     /// The strategy in force.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// # use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AsyncAdaptiveCache::builder().transport(MemoryTransport::new()).await?;
+    /// assert_eq!(cache.strategy(), aci_cache::Strategy::Ttl);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn strategy(&self) -> Strategy {
-        self.shared.instance.strategy()
+        self.handle.shared.instance.strategy()
     }
 
     /// Pins the strategy (`Some`), announcing it if this is the controller, or
@@ -304,51 +740,144 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
     /// [`Error::Unannounced`](crate::Error::Unannounced) with
     /// [`Done::Pinned`](crate::Done::Pinned), and the next rebroadcast
     /// carries the decision.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// # use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AsyncAdaptiveCache::builder().transport(MemoryTransport::new()).await?;
+    /// use aci_cache::Strategy;
+    /// cache.force_strategy(Some(Strategy::Eager)).await?;
+    /// assert_eq!(cache.strategy(), Strategy::Eager);
+    /// cache.force_strategy(None).await?; // the controller decides again
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn force_strategy(&self, strategy: Option<Strategy>) -> Result<()> {
         self.ensure_running()?;
         let outbound = self
+            .handle
             .shared
             .instance
-            .force_strategy(strategy, self.shared.clock.now());
+            .force_strategy(strategy, self.handle.shared.clock.now());
         if !outbound.has_messages() {
             return Ok(());
         }
-        let sent = self.shared.transport.publish(&outbound.as_outgoing()).await;
-        self.shared.instance.finish_force(strategy, &outbound, sent)
+        let sent = self
+            .handle
+            .shared
+            .transport
+            .publish(&outbound.as_outgoing())
+            .await;
+        self.handle
+            .shared
+            .instance
+            .finish_force(strategy, &outbound, sent)
     }
 
     /// A snapshot of the counters.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// # use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AsyncAdaptiveCache::builder().transport(MemoryTransport::new()).await?;
+    /// cache.set("k", "v").await?;
+    /// cache.get("k").await?;
+    /// let stats = cache.stats();
+    /// assert_eq!((stats.total_writes, stats.cache_hits), (1, 1));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stats(&self) -> Stats {
-        self.shared.instance.stats()
+        self.handle.shared.instance.stats()
     }
 
     /// Calls `callback(from, to)` on every strategy switch.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// # use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AsyncAdaptiveCache::builder().transport(MemoryTransport::new()).await?;
+    /// use std::sync::{Arc, Mutex};
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&seen);
+    /// cache.on_switch(move |from, to| log.lock().unwrap().push((from, to)));
+    /// cache.force_strategy(Some(aci_cache::Strategy::Batched)).await?;
+    /// assert_eq!(seen.lock().unwrap().len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_switch(&self, callback: impl Fn(Strategy, Strategy) + Send + Sync + 'static) {
-        self.shared.instance.on_switch(Arc::new(callback));
+        self.handle.shared.instance.on_switch(Arc::new(callback));
     }
 
     /// This instance's id, as sent in `source`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// # use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AsyncAdaptiveCache::builder().transport(MemoryTransport::new()).await?;
+    /// # let cache = AsyncAdaptiveCache::builder().instance_id("web-1").transport(MemoryTransport::new()).await?;
+    /// assert_eq!(cache.instance_id(), "web-1");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn instance_id(&self) -> &str {
-        self.shared.instance.settings().instance_id()
+        self.handle.shared.instance.settings().instance_id()
     }
 
     /// Whether the subscription is up (and the near cache in use).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// # use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AsyncAdaptiveCache::builder().transport(MemoryTransport::new()).await?;
+    /// assert!(cache.is_subscribed());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_subscribed(&self) -> bool {
-        self.shared.instance.is_subscribed()
+        self.handle.shared.instance.is_subscribed()
     }
 
     /// The transport.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// # use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AsyncAdaptiveCache::builder().transport(MemoryTransport::new()).await?;
+    /// cache.get("k").await?;
+    /// assert_eq!(cache.transport().gets(), 1, "one GET reached the in-memory server");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn transport(&self) -> &T {
-        &self.shared.transport
+        &self.handle.shared.transport
     }
 
-    /// The instance logic, for diagnostics.
+    /// The instance logic under this cache, for diagnostics. Internals: see
+    /// [`instance`](crate::instance).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// # use aci_cache::{AsyncAdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AsyncAdaptiveCache::builder().transport(MemoryTransport::new()).await?;
+    /// assert_eq!(cache.instance().reads_in_flight(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn instance(&self) -> &Instance {
-        &self.shared.instance
+        &self.handle.shared.instance
     }
 }
 
-impl<T: AsyncTransport> Drop for AsyncAdaptiveCache<T> {
+impl<T: AsyncTransport> Drop for Handle<T> {
     fn drop(&mut self) {
         // The task sees this, flushes, publishes and closes on its own.
         self.shared.stop.send_replace(true);

@@ -29,8 +29,12 @@ pub(super) async fn run<T: AsyncTransport>(
     let mut stop = shared.stop.subscribe();
     let mut subscription: Option<T::Subscription> = Some(first);
     let mut backoff = BACKOFF_START;
+    #[cfg(feature = "metrics")]
+    let mut exporter = crate::metrics::Exporter::new();
 
     while !*stop.borrow_and_update() {
+        #[cfg(feature = "metrics")]
+        exporter.maybe_export(instance.settings().instance_id(), || instance.stats());
         if subscription.is_none() {
             match shared.transport.subscribe(&channels).await {
                 Ok(s) => {
@@ -77,6 +81,8 @@ pub(super) async fn run<T: AsyncTransport>(
 
     publish(&shared, instance.stop(shared.clock.now())).await;
     drop(subscription);
+    #[cfg(feature = "metrics")]
+    crate::metrics::export(instance.settings().instance_id(), &instance.stats());
 }
 
 impl<T> OnLost for Shared<T> {

@@ -38,9 +38,39 @@ use crate::subscription_guard::SubscriptionGuard;
 /// println!("{} via {}", cache.instance_id(), cache.strategy());
 /// # Ok::<(), aci_cache::Error>(())
 /// ```
+///
+/// Clones are cheap and share one cache (one near cache, one subscription,
+/// one worker): hand them to threads freely. The cache stops when the last
+/// clone is dropped, or for every clone at once when one calls
+/// [`AdaptiveCache::stop`].
 pub struct AdaptiveCache<T: Transport> {
+    handle: Arc<Handle<T>>,
+}
+
+/// What the clones of one cache share.
+struct Handle<T: Transport> {
     shared: Arc<Shared<T>>,
     worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<T: Transport> Clone for AdaptiveCache<T> {
+    fn clone(&self) -> Self {
+        AdaptiveCache {
+            handle: Arc::clone(&self.handle),
+        }
+    }
+}
+
+impl<T: Transport> std::fmt::Debug for AdaptiveCache<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let instance = &self.handle.shared.instance;
+        f.debug_struct("AdaptiveCache")
+            .field("instance_id", &instance.settings().instance_id())
+            .field("strategy", &instance.strategy())
+            .field("subscribed", &instance.is_subscribed())
+            .field("running", &!self.handle.shared.stop.load(Ordering::SeqCst))
+            .finish_non_exhaustive()
+    }
 }
 
 pub(crate) struct Shared<T> {
@@ -52,20 +82,31 @@ pub(crate) struct Shared<T> {
 
 #[cfg(feature = "redis")]
 impl AdaptiveCache<aci_transports::RedisTransport> {
-    /// A builder with the original's defaults.
+    /// A builder with the original's defaults: `connect(url)`, `client(…)`
+    /// or `transport(…)` builds the cache.
+    ///
+    /// ```
+    /// use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// let cache = AdaptiveCache::builder()
+    ///     .namespace("docs")
+    ///     .transport(MemoryTransport::new())?;
+    /// assert!(cache.is_subscribed());
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
     pub fn builder() -> Builder {
         Builder::new()
-    }
-
-    /// A started cache on the Redis at `url`, with the default configuration.
-    pub fn open(url: &str) -> Result<Self> {
-        Builder::new().connect(url)
     }
 }
 
 impl Builder {
     /// Builds and starts a cache on the Redis at `url`
-    /// (`redis://[user:password@]host:port[/db]`).
+    /// (`redis://[user:password@]host:port[/db]`, `rediss://` with feature
+    /// `tls`, `unix:///path`): subscribed, or a typed error within the timeout.
+    ///
+    /// ```no_run
+    /// let cache = aci_cache::AdaptiveCache::builder().connect("redis://127.0.0.1:6379")?;
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
     #[cfg(feature = "redis")]
     pub fn connect(self, url: &str) -> Result<AdaptiveCache<aci_transports::RedisTransport>> {
         let settings = self.settings()?;
@@ -73,7 +114,14 @@ impl Builder {
         AdaptiveCache::start_with(transport, settings)
     }
 
-    /// Builds and starts a cache on a `redis::Client` you already have.
+    /// Builds and starts a cache on a `redis::Client` you already have (one
+    /// made with `redis::Client::build_with_tls` to trust a private CA, say).
+    ///
+    /// ```no_run
+    /// let client = redis::Client::open("redis://127.0.0.1:6379")?;
+    /// let cache = aci_cache::AdaptiveCache::builder().client(client)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(feature = "redis")]
     pub fn client(
         self,
@@ -86,6 +134,13 @@ impl Builder {
     }
 
     /// Builds and starts a cache on any [`Transport`].
+    ///
+    /// ```
+    /// use aci_cache::transports::MemoryTransport;
+    /// let cache = aci_cache::Builder::new().transport(MemoryTransport::new())?;
+    /// cache.set("k", "v")?;
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
     pub fn transport<T: Transport>(self, transport: T) -> Result<AdaptiveCache<T>> {
         AdaptiveCache::start_with(transport, self.settings()?)
     }
@@ -95,15 +150,17 @@ impl<T: Transport> AdaptiveCache<T> {
     /// A started cache on `transport`: subscribed (so messages published
     /// afterwards are seen), or an error within the timeout (see
     /// [`AdaptiveCache::start`]).
-    pub fn start_with(transport: T, settings: Settings) -> Result<Self> {
+    pub(crate) fn start_with(transport: T, settings: Settings) -> Result<Self> {
         let cache = AdaptiveCache {
-            shared: Arc::new(Shared {
-                instance: Instance::new(settings)?,
-                clock: Clock::new(),
-                transport,
-                stop: AtomicBool::new(false),
+            handle: Arc::new(Handle {
+                shared: Arc::new(Shared {
+                    instance: Instance::new(settings)?,
+                    clock: Clock::new(),
+                    transport,
+                    stop: AtomicBool::new(false),
+                }),
+                worker: Mutex::new(None),
             }),
-            worker: Mutex::new(None),
         };
         cache.start()?;
         Ok(cache)
@@ -114,23 +171,38 @@ impl<T: Transport> AdaptiveCache<T> {
     /// frozen: [`Error::is_unavailable`]; a wrong password, an ACL user
     /// without channel rights: [`Error::is_denied`]) — then starts the
     /// background worker. A cache whose `start` failed stays stopped.
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// cache.stop();
+    /// assert!(cache.get("k").is_err());
+    /// cache.start()?;
+    /// assert_eq!(cache.get("k")?, None);
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
     pub fn start(&self) -> Result<()> {
-        let mut worker = self.worker.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut worker = self
+            .handle
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if worker.is_some() {
             return Ok(());
         }
-        let config = &self.shared.instance.settings().core;
+        let config = &self.handle.shared.instance.settings().core;
         let channels = [config.invalidation_channel(), config.strategy_channel()];
-        let subscription = self.shared.transport.subscribe(&channels)?;
-        self.shared.stop.store(false, Ordering::SeqCst);
-        self.shared
+        let subscription = self.handle.shared.transport.subscribe(&channels)?;
+        self.handle.shared.stop.store(false, Ordering::SeqCst);
+        self.handle
+            .shared
             .instance
-            .start(self.shared.clock.now(), Clock::unix_now());
-        self.shared.instance.subscribed();
-        let shared = Arc::clone(&self.shared);
+            .start(self.handle.shared.clock.now(), Clock::unix_now());
+        self.handle.shared.instance.subscribed();
+        let shared = Arc::clone(&self.handle.shared);
         // Made now and moved into the thread: if it cannot start, the
         // closure is dropped, and the guard with it.
-        let guard = SubscriptionGuard::new(&self.shared);
+        let guard = SubscriptionGuard::new(&self.handle.shared);
         let handle = std::thread::Builder::new()
             .name(format!("aci-cache-{}", self.instance_id()))
             .spawn(move || worker::run(&shared, subscription, guard))
@@ -144,22 +216,22 @@ impl<T: Transport> AdaptiveCache<T> {
     /// restarts it, every call that would reach Redis (`get`, `set`,
     /// `delete`, `flush`, `force_strategy`) fails with [`Error::Stopped`]
     /// without connecting; `stats`, `strategy` and the like still answer.
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// let clone = cache.clone();
+    /// cache.stop();
+    /// assert!(matches!(clone.set("k", "v"), Err(aci_cache::Error::Stopped)));
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
     pub fn stop(&self) {
-        let handle = self
-            .worker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        self.shared.stop.store(true, Ordering::SeqCst);
-        if let Some(handle) = handle {
-            let _ = handle.join();
-        }
-        self.shared.transport.close();
+        self.handle.stop();
     }
 
     /// [`Error::Stopped`] after `stop`, until `start`.
     fn ensure_running(&self) -> Result<()> {
-        if self.shared.stop.load(Ordering::SeqCst) {
+        if self.handle.shared.stop.load(Ordering::SeqCst) {
             Err(Error::Stopped)
         } else {
             Ok(())
@@ -167,16 +239,29 @@ impl<T: Transport> AdaptiveCache<T> {
     }
 
     /// The value of `key`, from the near cache or from Redis.
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// cache.set("k", "v")?;
+    /// assert_eq!(cache.get("k")?.as_deref(), Some(&b"v"[..]));
+    /// assert_eq!(cache.get("absent")?, None);
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
     pub fn get(&self, key: &str) -> Result<Option<Bytes>> {
         self.ensure_running()?;
-        let instance = &self.shared.instance;
+        let instance = &self.handle.shared.instance;
         let deadline = Instant::now() + instance.settings().timeout;
         let result = loop {
-            match instance.lookup(key, self.shared.clock.now()) {
+            match instance.lookup(key, self.handle.shared.clock.now()) {
                 Lookup::Hit(value) => return Ok(Some(value)),
                 Lookup::Fill(fill) => {
-                    let read = self.shared.transport.get_with_ttl(fill.stored_key());
-                    break instance.finish_fill_with_ttl(fill, read, self.shared.clock.now());
+                    let read = self.handle.shared.transport.get_with_ttl(fill.stored_key());
+                    break instance.finish_fill_with_ttl(
+                        fill,
+                        read,
+                        self.handle.shared.clock.now(),
+                    );
                 }
                 Lookup::Wait(wait) => {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -192,15 +277,236 @@ impl<T: Transport> AdaptiveCache<T> {
         instance.settle_read(key, result)
     }
 
+    /// The value of `key`, or, when Redis has none, the value `loader`
+    /// makes, stored in Redis (default TTL) and in the near cache: the
+    /// cache-aside read, without the races of writing it by hand.
+    ///
+    /// Concurrent callers on this instance share one load: the first runs
+    /// `loader`, the others wait for its value (a plain `get` of the key
+    /// meanwhile waits too). The value is stored with `SET … NX`, so a load
+    /// never overwrites a value written while it ran: then that value is
+    /// returned instead. Two instances loading the same key at once both run
+    /// their loader; the first to store wins and both return what Redis
+    /// holds. A Redis error is returned as for [`AdaptiveCache::get`], without
+    /// loading.
+    ///
+    /// ```
+    /// use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// let name = cache.get_or_load("user:42:name", || "Alice".to_owned())?;
+    /// assert_eq!(&name[..], b"Alice");
+    /// // Cached now: the loader is not called again.
+    /// let again = cache.get_or_load("user:42:name", || -> String { unreachable!() })?;
+    /// assert_eq!(again, name);
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
+    pub fn get_or_load<V: AsRef<[u8]>>(
+        &self,
+        key: &str,
+        loader: impl FnOnce() -> V,
+    ) -> Result<Bytes> {
+        self.get_or_try_load(key, || Ok::<V, std::convert::Infallible>(loader()))
+    }
+
+    /// [`AdaptiveCache::get_or_load`] with a loader that can fail: its
+    /// error comes back as [`Error::Load`] (the original inside, to
+    /// downcast), with nothing stored or cached; callers that were waiting
+    /// for that load run their own loader.
+    ///
+    /// ```
+    /// use aci_cache::{AdaptiveCache, Error, transports::MemoryTransport};
+    /// let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// let failed = cache.get_or_try_load("user:7", || {
+    ///     Err::<String, _>(std::io::Error::other("database down"))
+    /// });
+    /// assert!(matches!(failed, Err(Error::Load { .. })));
+    /// assert_eq!(cache.get("user:7")?, None, "nothing was stored");
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
+    pub fn get_or_try_load<V, E>(
+        &self,
+        key: &str,
+        loader: impl FnOnce() -> std::result::Result<V, E>,
+    ) -> Result<Bytes>
+    where
+        V: AsRef<[u8]>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.ensure_running()?;
+        let shared = &self.handle.shared;
+        let instance = &shared.instance;
+        let timeout = instance.settings().timeout;
+        let mut loader = Some(loader);
+        let mut loaded: Option<Bytes> = None;
+        loop {
+            match instance.lookup(key, shared.clock.now()) {
+                Lookup::Hit(value) => return Ok(value),
+                Lookup::Wait(wait) => match wait.wait_blocking(timeout) {
+                    Some(Ok(Some(value))) => return Ok(value),
+                    // Still loading: a load may take longer than a read.
+                    Some(Err(Error::ReadWaitTimeout)) => continue,
+                    Some(Err(e)) => return Err(e),
+                    // Nothing found, the load failed, or the leader gave up:
+                    // look again, and perhaps load.
+                    Some(Ok(None)) | None => continue,
+                },
+                Lookup::Fill(fill) => {
+                    let read = shared.transport.get_with_ttl(fill.stored_key());
+                    if !matches!(read, Ok(None)) {
+                        let now = shared.clock.now();
+                        match instance.finish_fill_with_ttl(fill, read, now)? {
+                            Some(value) => return Ok(value),
+                            None => continue,
+                        }
+                    }
+                    // Absent from Redis: this caller loads; others wait on `fill`.
+                    let value = match (loader.take(), loaded.take()) {
+                        (_, Some(value)) => value,
+                        (Some(loader), None) => match loader() {
+                            Ok(v) => Bytes::copy_from_slice(v.as_ref()),
+                            Err(e) => {
+                                let _ = instance.finish_fill(fill, Ok(None), shared.clock.now());
+                                return Err(Error::Load {
+                                    key: key.to_owned(),
+                                    source: std::sync::Arc::from(e.into()),
+                                });
+                            }
+                        },
+                        // The loader is only taken to make `loaded` (or to return).
+                        (None, None) => continue,
+                    };
+                    if self.store_loaded(key, &value)? {
+                        let _ =
+                            instance.finish_fill(fill, Ok(Some(value.clone())), shared.clock.now());
+                        return Ok(value);
+                    }
+                    // Another value was stored meanwhile: read it (ours
+                    // stays at hand should it vanish again at once).
+                    let _ = instance.finish_fill(fill, Ok(None), shared.clock.now());
+                    loaded = Some(value);
+                    if let Some(current) = self.get(key)? {
+                        return Ok(current);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores a loaded value where Redis has none; whether it did.
+    fn store_loaded(&self, key: &str, value: &[u8]) -> Result<bool> {
+        let shared = &self.handle.shared;
+        let instance = &shared.instance;
+        let ttl: Duration = instance.settings().core.default_ttl().into();
+        let stored = instance.settings().stored_key(key);
+        let write = instance.prepare_write(key, Some(ttl), shared.clock.now())?;
+        let sent =
+            shared
+                .transport
+                .set_if_absent(&stored, value, ttl, &write.outbound.as_outgoing());
+        instance.finish_write_if_absent(write, key, value, sent, shared.clock.now())
+    }
+
+    /// The value of `key` decoded from JSON (feature `serde`); a value that
+    /// does not decode is [`Error::Decode`] naming the key.
+    ///
+    /// ```
+    /// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    /// struct User { name: String, age: u32 }
+    /// let cache = aci_cache::AdaptiveCache::builder()
+    ///     .transport(aci_cache::transports::MemoryTransport::new())?;
+    /// cache.set_json("user:42", &User { name: "Alice".into(), age: 36 })?;
+    /// let user: Option<User> = cache.get_json("user:42")?;
+    /// assert_eq!(user, Some(User { name: "Alice".into(), age: 36 }));
+    /// cache.set("user:43", "not json")?;
+    /// assert!(matches!(cache.get_json::<User>("user:43"), Err(aci_cache::Error::Decode { .. })));
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
+    #[cfg(feature = "serde")]
+    pub fn get_json<V: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<V>> {
+        self.get_decoded(key, &crate::Json)
+    }
+
+    /// Writes `value` as JSON with the default TTL (feature `serde`).
+    /// See [`AdaptiveCache::get_json`].
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// cache.set_json("point", &(1, 2))?;
+    /// assert_eq!(cache.get_json::<(i32, i32)>("point")?, Some((1, 2)));
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
+    #[cfg(feature = "serde")]
+    pub fn set_json<V: serde::Serialize + ?Sized>(&self, key: &str, value: &V) -> Result<()> {
+        self.set_encoded(key, value, &crate::Json)
+    }
+
+    /// The value of `key` decoded with `codec` (feature `serde`). See
+    /// [`Codec`](crate::Codec) for an example.
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// cache.set_encoded("n", &42u32, &aci_cache::Json)?;
+    /// let n: Option<u32> = cache.get_decoded("n", &aci_cache::Json)?;
+    /// assert_eq!(n, Some(42));
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
+    #[cfg(feature = "serde")]
+    pub fn get_decoded<V: serde::de::DeserializeOwned, C: crate::Codec>(
+        &self,
+        key: &str,
+        codec: &C,
+    ) -> Result<Option<V>> {
+        crate::codec::decode(codec, key, self.get(key)?)
+    }
+
+    /// Writes `value` encoded with `codec`, with the default TTL (feature
+    /// `serde`); a value that does not encode is [`Error::Encode`], and
+    /// nothing is written. See [`Codec`](crate::Codec) for an example.
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// cache.set_encoded("tags", &["a", "b"], &aci_cache::Json)?;
+    /// assert_eq!(cache.get_string("tags")?.as_deref(), Some(r#"["a","b"]"#));
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
+    #[cfg(feature = "serde")]
+    pub fn set_encoded<V: serde::Serialize + ?Sized, C: crate::Codec>(
+        &self,
+        key: &str,
+        value: &V,
+        codec: &C,
+    ) -> Result<()> {
+        self.set(key, crate::codec::encode(codec, key, value)?)
+    }
+
     /// The value of `key` as UTF-8 text.
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// cache.set("greeting", "hello")?;
+    /// assert_eq!(cache.get_string("greeting")?.as_deref(), Some("hello"));
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
     pub fn get_string(&self, key: &str) -> Result<Option<String>> {
         into_text(key, self.get(key)?)
     }
 
     /// Writes `value` with the default TTL.
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// cache.set("user:42", "Alice")?;
+    /// assert_eq!(cache.get_string("user:42")?.as_deref(), Some("Alice"));
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
     pub fn set(&self, key: &str, value: impl AsRef<[u8]>) -> Result<()> {
-        let ttl = self.shared.instance.settings().core.default_ttl();
-        self.set_with_ttl(key, value, Duration::from_nanos(ttl.as_nanos()))
+        let ttl = self.handle.shared.instance.settings().core.default_ttl();
+        self.set_with_ttl(key, value, ttl.into())
     }
 
     /// Writes `value` with a TTL of its own, between 1 ms and 100 years
@@ -210,30 +516,50 @@ impl<T: Transport> AdaptiveCache<T> {
     /// [`Done::Stored`](crate::Done::Stored): it is in Redis and in this
     /// instance's near cache; other instances may serve the old value until
     /// `local_ttl`.
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// use std::time::Duration;
+    /// cache.set_with_ttl("otp", "123456", Duration::from_secs(30))?;
+    /// assert!(cache.set_with_ttl("otp", "x", Duration::ZERO).is_err(), "nothing below 1 ms");
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
     pub fn set_with_ttl(&self, key: &str, value: impl AsRef<[u8]>, ttl: Duration) -> Result<()> {
         self.ensure_running()?;
         crate::error::check_ttl(ttl)?;
-        let instance = &self.shared.instance;
+        let instance = &self.handle.shared.instance;
         let value = value.as_ref();
         let stored = instance.settings().stored_key(key);
-        let write = instance.prepare_write(key, Some(ttl), self.shared.clock.now())?;
-        let sent = self
-            .shared
-            .transport
-            .set(&stored, value, ttl, &write.outbound.as_outgoing());
-        instance.finish_write(write, key, value, sent, self.shared.clock.now())
+        let write = instance.prepare_write(key, Some(ttl), self.handle.shared.clock.now())?;
+        let sent =
+            self.handle
+                .shared
+                .transport
+                .set(&stored, value, ttl, &write.outbound.as_outgoing());
+        instance.finish_write(write, key, value, sent, self.handle.shared.clock.now())
     }
 
     /// Deletes `key` and tells the fleet at once, whatever the strategy.
     /// Whether it existed. A key deleted whose invalidation could not be
     /// published returns [`Error::Unannounced`](crate::Error::Unannounced)
     /// with [`Done::Deleted`](crate::Done::Deleted).
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// cache.set("k", "v")?;
+    /// assert!(cache.delete("k")?);
+    /// assert!(!cache.delete("k")?);
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
     pub fn delete(&self, key: &str) -> Result<bool> {
         self.ensure_running()?;
-        let instance = &self.shared.instance;
+        let instance = &self.handle.shared.instance;
         let stored = instance.settings().stored_key(key);
-        let outbound = instance.prepare_delete(key, self.shared.clock.now())?;
+        let outbound = instance.prepare_delete(key, self.handle.shared.clock.now())?;
         let sent = self
+            .handle
             .shared
             .transport
             .delete(&stored, &outbound.as_outgoing());
@@ -252,21 +578,38 @@ impl<T: Transport> AdaptiveCache<T> {
     /// database, other applications' keys included: it refuses with
     /// [`Error::FlushWithoutNamespace`](crate::Error::FlushWithoutNamespace)
     /// (see `flush_database`).
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// # let cache = AdaptiveCache::builder().namespace("docs").transport(MemoryTransport::new())?;
+    /// cache.set("a", "1")?;
+    /// cache.set("b", "2")?;
+    /// assert_eq!(cache.flush()?, 2);
+    /// assert_eq!(cache.get("a")?, None);
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
     pub fn flush(&self) -> Result<u64> {
         self.ensure_running()?;
-        let instance = &self.shared.instance;
+        let instance = &self.handle.shared.instance;
         let flush = Flush::of(instance.settings())?;
         let (mut cursor, mut removed) = (0, 0);
         loop {
             let (next, keys) =
-                self.shared
+                self.handle
+                    .shared
                     .transport
                     .scan_prefix(cursor, flush.prefix(), Flush::BATCH)?;
             let keys = flush.ours(keys);
             if !keys.is_empty() {
                 let users = flush.user_keys(&keys);
-                let outbound = instance.prepare_delete_many(&users, self.shared.clock.now())?;
-                let sent = self.shared.transport.unlink(&keys, &outbound.as_outgoing());
+                let outbound =
+                    instance.prepare_delete_many(&users, self.handle.shared.clock.now())?;
+                let sent = self
+                    .handle
+                    .shared
+                    .transport
+                    .unlink(&keys, &outbound.as_outgoing());
                 removed += instance.finish_delete_many(&users, &outbound, sent)?;
             }
             if next == 0 {
@@ -281,16 +624,32 @@ impl<T: Transport> AdaptiveCache<T> {
     /// tests and development. Other instances are not told (no message says
     /// "everything"): their near caches keep what they hold until it expires
     /// (`local_ttl`).
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// cache.set("k", "v")?;
+    /// cache.flush_database()?;
+    /// assert_eq!(cache.get("k")?, None);
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
     pub fn flush_database(&self) -> Result<()> {
         self.ensure_running()?;
-        self.shared.transport.flush_db()?;
-        self.shared.instance.commit_flush();
+        self.handle.shared.transport.flush_db()?;
+        self.handle.shared.instance.commit_flush();
         Ok(())
     }
 
     /// The strategy in force.
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// assert_eq!(cache.strategy(), aci_cache::Strategy::Ttl);
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
     pub fn strategy(&self) -> Strategy {
-        self.shared.instance.strategy()
+        self.handle.shared.instance.strategy()
     }
 
     /// Pins the strategy (`Some`), announcing it if this is the controller, or
@@ -299,51 +658,137 @@ impl<T: Transport> AdaptiveCache<T> {
     /// [`Error::Unannounced`](crate::Error::Unannounced) with
     /// [`Done::Pinned`](crate::Done::Pinned), and the next rebroadcast
     /// carries the decision.
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// use aci_cache::Strategy;
+    /// cache.force_strategy(Some(Strategy::Eager))?;
+    /// assert_eq!(cache.strategy(), Strategy::Eager);
+    /// cache.force_strategy(None)?; // the controller decides again
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
     pub fn force_strategy(&self, strategy: Option<Strategy>) -> Result<()> {
         self.ensure_running()?;
         let outbound = self
+            .handle
             .shared
             .instance
-            .force_strategy(strategy, self.shared.clock.now());
+            .force_strategy(strategy, self.handle.shared.clock.now());
         if !outbound.has_messages() {
             return Ok(());
         }
-        let sent = self.shared.transport.publish(&outbound.as_outgoing());
-        self.shared.instance.finish_force(strategy, &outbound, sent)
+        let sent = self
+            .handle
+            .shared
+            .transport
+            .publish(&outbound.as_outgoing());
+        self.handle
+            .shared
+            .instance
+            .finish_force(strategy, &outbound, sent)
     }
 
     /// A snapshot of the counters.
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// cache.set("k", "v")?;
+    /// cache.get("k")?;
+    /// let stats = cache.stats();
+    /// assert_eq!((stats.total_writes, stats.cache_hits), (1, 1));
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
     pub fn stats(&self) -> Stats {
-        self.shared.instance.stats()
+        self.handle.shared.instance.stats()
     }
 
     /// Calls `callback(from, to)` on every strategy switch.
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// use std::sync::{Arc, Mutex};
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&seen);
+    /// cache.on_switch(move |from, to| log.lock().unwrap().push((from, to)));
+    /// cache.force_strategy(Some(aci_cache::Strategy::Batched))?;
+    /// assert_eq!(seen.lock().unwrap().len(), 1);
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
     pub fn on_switch(&self, callback: impl Fn(Strategy, Strategy) + Send + Sync + 'static) {
-        self.shared.instance.on_switch(Arc::new(callback));
+        self.handle.shared.instance.on_switch(Arc::new(callback));
     }
 
     /// This instance's id, as sent in `source`.
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// # let cache = AdaptiveCache::builder().instance_id("web-1").transport(MemoryTransport::new())?;
+    /// assert_eq!(cache.instance_id(), "web-1");
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
     pub fn instance_id(&self) -> &str {
-        self.shared.instance.settings().instance_id()
+        self.handle.shared.instance.settings().instance_id()
     }
 
     /// Whether the subscription is up (and the near cache in use).
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// assert!(cache.is_subscribed());
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
     pub fn is_subscribed(&self) -> bool {
-        self.shared.instance.is_subscribed()
+        self.handle.shared.instance.is_subscribed()
     }
 
     /// The transport.
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// cache.get("k")?;
+    /// assert_eq!(cache.transport().gets(), 1, "one GET reached the in-memory server");
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
     pub fn transport(&self) -> &T {
-        &self.shared.transport
+        &self.handle.shared.transport
     }
 
-    /// The instance logic, for diagnostics.
+    /// The instance logic under this cache, for diagnostics. Internals: see
+    /// [`instance`](crate::instance).
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// assert_eq!(cache.instance().reads_in_flight(), 0);
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
     pub fn instance(&self) -> &Instance {
-        &self.shared.instance
+        &self.handle.shared.instance
     }
 }
 
-impl<T: Transport> Drop for AdaptiveCache<T> {
+impl<T: Transport> Handle<T> {
+    fn stop(&self) {
+        let worker = self
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(worker) = worker {
+            let _ = worker.join();
+        }
+        self.shared.transport.close();
+    }
+}
+
+impl<T: Transport> Drop for Handle<T> {
     fn drop(&mut self) {
         self.stop();
     }

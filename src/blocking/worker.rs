@@ -29,8 +29,12 @@ pub(super) fn run<T: Transport>(
     let channels = [config.invalidation_channel(), config.strategy_channel()];
     let mut subscription: Option<T::Subscription> = Some(first);
     let mut backoff = BACKOFF_START;
+    #[cfg(feature = "metrics")]
+    let mut exporter = crate::metrics::Exporter::new();
 
     while !shared.stop.load(Ordering::SeqCst) {
+        #[cfg(feature = "metrics")]
+        exporter.maybe_export(instance.settings().instance_id(), || instance.stats());
         if subscription.is_none() {
             match shared.transport.subscribe(&channels) {
                 Ok(s) => {
@@ -82,6 +86,8 @@ pub(super) fn run<T: Transport>(
 
     publish(shared, instance.stop(shared.clock.now()));
     drop(subscription);
+    #[cfg(feature = "metrics")]
+    crate::metrics::export(instance.settings().instance_id(), &instance.stats());
 }
 
 impl<T> OnLost for Shared<T> {

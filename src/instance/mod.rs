@@ -7,6 +7,10 @@
 //! [`AdaptiveCache`](crate::AdaptiveCache), the async cache, or the simulator
 //! with its virtual clock — does it and reports back. Every driver runs this
 //! same code.
+//!
+//! **Internals.** Public for the `aci-sim` simulator and for people writing
+//! a driver of their own; nothing here is needed to use a cache, and it may
+//! change in any release before 1.0.
 
 mod counter;
 mod flight;
@@ -319,7 +323,7 @@ impl Instance {
         now: Instant,
     ) -> Result<Option<Bytes>> {
         let expires_by = match &read {
-            Ok(Some((_, Some(left)))) => Some(fill.started + core_duration(*left)),
+            Ok(Some((_, Some(left)))) => Some(fill.started + aci_core::Duration::from(*left)),
             _ => None,
         };
         let outcome: Outcome = read.map(|value| value.map(|(v, _)| v)).map_err(Arc::new);
@@ -371,7 +375,7 @@ impl Instance {
         Ok(PreparedWrite {
             outbound,
             token: self.near.begin_write(key),
-            expires_by: ttl.map(|ttl| now + core_duration(ttl)),
+            expires_by: ttl.map(|ttl| now + aci_core::Duration::from(ttl)),
         })
     }
 
@@ -430,6 +434,32 @@ impl Instance {
                 self.near.invalidate(key);
                 Err(e.into())
             }
+        }
+    }
+
+    /// Reports how the `SET … NX` of a prepared write went (a loaded value,
+    /// stored only where nothing is): written, as [`Instance::finish_write`];
+    /// not written (another value was there), the key is dropped locally and
+    /// nothing counts as a write. Whether it was written.
+    pub fn finish_write_if_absent(
+        &self,
+        write: PreparedWrite,
+        key: &str,
+        value: &[u8],
+        sent: Result<bool, TransportError>,
+        now: Instant,
+    ) -> Result<bool> {
+        match sent {
+            Ok(true) => self
+                .finish_write(write, key, value, Ok(()), now)
+                .map(|()| true),
+            Ok(false) => {
+                self.near.invalidate(key);
+                Ok(false)
+            }
+            Err(e) => self
+                .finish_write(write, key, value, Err(e), now)
+                .map(|()| true),
         }
     }
 
@@ -781,17 +811,12 @@ impl Instance {
                     key: request.key.to_owned(),
                     holder: request.holder.to_owned(),
                     op: request.op,
-                    ttl: Duration::from_nanos(request.ttl.as_nanos()),
+                    ttl: request.ttl.into(),
                 });
             }
             other => tracing::debug!(?other, "unhandled engine effect"),
         }
     }
-}
-
-/// A std duration as the core's, saturating.
-fn core_duration(d: Duration) -> aci_core::Duration {
-    aci_core::Duration::from_nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// `Instance::deadline` when the engine has no timer armed.

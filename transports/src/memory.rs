@@ -192,6 +192,25 @@ impl Transport for MemoryTransport {
         self.publish(then)
     }
 
+    fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        then: &[Outgoing<'_>],
+    ) -> Result<bool, TransportError> {
+        self.check()?;
+        let now = Instant::now();
+        {
+            let mut values = lock(&self.inner.values);
+            if values.get(key).is_some_and(|(_, expires)| *expires > now) {
+                return Ok(false);
+            }
+            values.insert(key.to_owned(), (Bytes::copy_from_slice(value), now + ttl));
+        }
+        self.publish(then).map(|()| true)
+    }
+
     fn delete(&self, key: &str, then: &[Outgoing<'_>]) -> Result<bool, TransportError> {
         self.check()?;
         let existed = lock(&self.inner.values)
@@ -353,6 +372,15 @@ mod asynchronous {
             then: &[Outgoing<'_>],
         ) -> Result<(), TransportError> {
             Transport::set(self, key, value, ttl, then)
+        }
+        async fn set_if_absent(
+            &self,
+            key: &str,
+            value: &[u8],
+            ttl: Duration,
+            then: &[Outgoing<'_>],
+        ) -> Result<bool, TransportError> {
+            Transport::set_if_absent(self, key, value, ttl, then)
         }
         async fn delete(&self, key: &str, then: &[Outgoing<'_>]) -> Result<bool, TransportError> {
             Transport::delete(self, key, then)

@@ -144,6 +144,24 @@ pub trait Transport: Send + Sync + 'static {
         then: &[Outgoing<'_>],
     ) -> Result<(), TransportError>;
 
+    /// Writes `key` only if it holds no value (`SET … NX PX`), then
+    /// publishes `then`, in one round trip. Whether it was written. The
+    /// cache stores a loaded value this way (`get_or_load`), so a load never
+    /// overwrites a value written while it ran. The default is not atomic:
+    /// a `get`, then [`Transport::set`] when it found nothing.
+    fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        then: &[Outgoing<'_>],
+    ) -> Result<bool, TransportError> {
+        if self.get(key)?.is_some() {
+            return Ok(false);
+        }
+        self.set(key, value, ttl, then).map(|()| true)
+    }
+
     /// Deletes `key`, then publishes `then`, in one round trip. Whether it existed.
     /// When the data command took effect but publishing `then` failed,
     /// answer [`TransportError::Unpublished`] so the cache reports exactly

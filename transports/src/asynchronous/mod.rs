@@ -51,6 +51,24 @@ pub trait AsyncTransport: Send + Sync + 'static {
         then: &[Outgoing<'_>],
     ) -> impl Future<Output = Result<(), TransportError>> + Send;
 
+    /// Writes `key` only if it holds no value (`SET … NX PX`), then
+    /// publishes `then`, in one round trip. Whether it was written. The
+    /// default is not atomic: a `get`, then `set` when it found nothing.
+    fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        then: &[Outgoing<'_>],
+    ) -> impl Future<Output = Result<bool, TransportError>> + Send {
+        async move {
+            if self.get(key).await?.is_some() {
+                return Ok(false);
+            }
+            self.set(key, value, ttl, then).await.map(|()| true)
+        }
+    }
+
     /// Deletes `key`, then publishes `then`, in one round trip. Whether it existed.
     /// When the data command took effect but publishing `then` failed,
     /// answer [`TransportError::Unpublished`].

@@ -168,6 +168,21 @@ impl AsyncTransport for RedisAsyncTransport {
             .map_err(|e| TransportError::unpublished(e, self.timeout))
     }
 
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        then: &[Outgoing<'_>],
+    ) -> Result<bool, TransportError> {
+        let pipe = crate::redis::set_if_absent_pipe(key, value, ttl, then);
+        let (written,): (Option<String>,) = self
+            .run(|mut c| async move { split_publish_failure(pipe.query_async(&mut c).await) })
+            .await?
+            .map_err(|e| TransportError::unpublished(e, self.timeout))?;
+        Ok(written.is_some())
+    }
+
     async fn delete(&self, key: &str, then: &[Outgoing<'_>]) -> Result<bool, TransportError> {
         let mut del = redis::cmd("DEL");
         del.arg(key);

@@ -211,6 +211,25 @@ pub(crate) fn ensure_crypto_provider() {
     }
 }
 
+/// `SET key value NX PX ttl`, then the publishes. (Shared with the async transport.)
+pub(crate) fn set_if_absent_pipe(
+    key: &str,
+    value: &[u8],
+    ttl: Duration,
+    then: &[Outgoing<'_>],
+) -> redis::Pipeline {
+    let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+    let mut pipe = redis::pipe();
+    pipe.cmd("SET")
+        .arg(key)
+        .arg(value)
+        .arg("NX")
+        .arg("PX")
+        .arg(millis);
+    add_publishes(&mut pipe, then);
+    pipe
+}
+
 fn add_publishes(pipe: &mut redis::Pipeline, messages: &[Outgoing<'_>]) {
     for m in messages {
         pipe.cmd("PUBLISH").arg(m.channel).arg(m.payload).ignore();
@@ -252,6 +271,20 @@ impl Transport for RedisTransport {
             split_publish_failure(pipe.query::<()>(c))
         })?
         .map_err(|e| TransportError::unpublished(e, self.timeout))
+    }
+
+    fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        then: &[Outgoing<'_>],
+    ) -> Result<bool, TransportError> {
+        let pipe = set_if_absent_pipe(key, value, ttl, then);
+        let (written,): (Option<String>,) = self
+            .with_pipeline(1 + then.len(), |c| split_publish_failure(pipe.query(c)))?
+            .map_err(|e| TransportError::unpublished(e, self.timeout))?;
+        Ok(written.is_some())
     }
 
     fn delete(&self, key: &str, then: &[Outgoing<'_>]) -> Result<bool, TransportError> {

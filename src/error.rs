@@ -112,6 +112,16 @@ pub enum Done {
         /// The key deleted.
         key: String,
     },
+    /// The values of `keys` are stored in Redis (`set_many`).
+    StoredMany {
+        /// The keys written.
+        keys: Vec<String>,
+    },
+    /// `keys` are deleted from Redis (`delete_many`).
+    DeletedMany {
+        /// The keys deleted.
+        keys: Vec<String>,
+    },
     /// A batch of the namespace's keys was deleted by `flush`, which stopped there.
     Flushed,
     /// This instance runs `strategy`, pinned; as the controller it should
@@ -127,6 +137,10 @@ impl std::fmt::Display for Done {
         match self {
             Done::Stored { key } => write!(f, "the value of {key:?} is stored in Redis"),
             Done::Deleted { key } => write!(f, "{key:?} is deleted from Redis"),
+            Done::StoredMany { keys } => {
+                write!(f, "the values of {} keys are stored in Redis", keys.len())
+            }
+            Done::DeletedMany { keys } => write!(f, "{} keys are deleted from Redis", keys.len()),
             Done::Flushed => f.write_str("a batch of the namespace's keys is deleted"),
             Done::Pinned { strategy } => write!(f, "the strategy is pinned to {strategy} here"),
         }

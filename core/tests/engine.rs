@@ -647,3 +647,36 @@ fn deletes_are_announced_in_every_strategy() {
         );
     }
 }
+
+#[test]
+fn writes_of_many_keys_announce_as_one_message_in_eager_and_join_the_batch_otherwise() {
+    let keys = ["a", "b", "a", "c"];
+    let mut eager = forced(Strategy::Eager);
+    assert_eq!(
+        eager.handle_write_many(Instant::from_millis(1), &keys),
+        Ok(4)
+    );
+    let effects = drain(&mut eager);
+    let sent = publishes(&effects);
+    assert_eq!(sent.len(), 1, "one invalidation for the whole call");
+    assert_eq!(sent[0].published_keys().unwrap(), ["a", "b", "c"]);
+
+    let mut ttl = follower();
+    assert_eq!(ttl.handle_write_many(Instant::from_millis(1), &keys), Ok(4));
+    assert!(drain(&mut ttl).is_empty());
+
+    let mut batched = forced(Strategy::Batched);
+    assert_eq!(
+        batched.handle_write_many(Instant::from_millis(1), &keys),
+        Ok(4)
+    );
+    assert!(
+        publishes(&drain(&mut batched)).is_empty(),
+        "sent with the batch"
+    );
+
+    let long = "k".repeat(100_000);
+    let refused = eager.handle_write_many(Instant::from_millis(2), &["x", &long]);
+    assert!(matches!(refused, Err(WriteError::KeyTooLong { .. })));
+    assert!(drain(&mut eager).is_empty(), "nothing announced");
+}

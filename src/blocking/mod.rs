@@ -482,6 +482,118 @@ impl<T: Transport> AdaptiveCache<T> {
         self.set(key, crate::codec::encode(codec, key, value)?)
     }
 
+    /// The values of `keys`, in order: near-cache hits at once, every miss
+    /// from Redis in one round trip (`MGET` + `PTTL`), each fill protected
+    /// as a single read's is (a value invalidated while the read runs is
+    /// returned but not cached); keys another caller is reading wait for
+    /// that read.
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// cache.set_many(&[("a", "1"), ("b", "2")])?;
+    /// let values = cache.get_many(&["a", "missing", "b"])?;
+    /// assert_eq!(values[0].as_deref(), Some(&b"1"[..]));
+    /// assert_eq!(values[1], None);
+    /// assert_eq!(values[2].as_deref(), Some(&b"2"[..]));
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
+    pub fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        self.ensure_running()?;
+        let shared = &self.handle.shared;
+        let instance = &shared.instance;
+        let mut values = vec![None; keys.len()];
+        let (mut fills, mut waits) = (Vec::new(), Vec::new());
+        for (i, key) in keys.iter().enumerate() {
+            match instance.lookup(key, shared.clock.now()) {
+                Lookup::Hit(value) => values[i] = Some(value),
+                Lookup::Fill(fill) => fills.push((i, fill)),
+                Lookup::Wait(wait) => waits.push((i, wait)),
+            }
+        }
+        if !fills.is_empty() {
+            let stored: Vec<&str> = fills.iter().map(|(_, fill)| fill.stored_key()).collect();
+            match shared.transport.get_many_with_ttl(&stored) {
+                Ok(read) => {
+                    for ((i, fill), value) in fills.into_iter().zip(read) {
+                        let now = shared.clock.now();
+                        let result = instance.finish_fill_with_ttl(fill, Ok(value), now);
+                        values[i] = instance.settle_read(keys[i], result)?;
+                    }
+                }
+                // The fills are dropped unfinished: callers waiting on them
+                // read for themselves.
+                Err(e) => return instance.settle_read(keys[0], Err(e.into())).map(|_| values),
+            }
+        }
+        for (i, wait) in waits {
+            values[i] = match wait.wait_blocking(instance.settings().timeout) {
+                Some(result) => instance.settle_read(keys[i], result)?,
+                None => self.get(keys[i])?,
+            };
+        }
+        Ok(values)
+    }
+
+    /// Writes many values with the default TTL in one round trip, with one
+    /// invalidation naming them all in eager (batched: they join the batch;
+    /// ttl: nothing is sent). Stored but not announced: [`Error::Unannounced`]
+    /// with [`Done::StoredMany`](crate::Done::StoredMany).
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// cache.set_many(&[("user:1", "Ann"), ("user:2", "Bob")])?;
+    /// assert_eq!(cache.get_string("user:2")?.as_deref(), Some("Bob"));
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
+    pub fn set_many<V: AsRef<[u8]>>(&self, entries: &[(&str, V)]) -> Result<()> {
+        self.ensure_running()?;
+        let shared = &self.handle.shared;
+        let instance = &shared.instance;
+        let ttl: Duration = instance.settings().core.default_ttl().into();
+        let keys: Vec<&str> = entries.iter().map(|(k, _)| *k).collect();
+        let stored: Vec<String> = keys
+            .iter()
+            .map(|k| instance.settings().stored_key(k))
+            .collect();
+        let values: Vec<(&str, &[u8])> = entries.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+        let writes = instance.prepare_write_many(&keys, Some(ttl), shared.clock.now())?;
+        let sent_entries: Vec<(&str, &[u8])> = stored
+            .iter()
+            .zip(&values)
+            .map(|(s, (_, v))| (s.as_str(), *v))
+            .collect();
+        let sent = shared
+            .transport
+            .set_many(&sent_entries, ttl, &writes.outbound.as_outgoing());
+        instance.finish_write_many(writes, &values, sent, shared.clock.now())
+    }
+
+    /// Deletes many keys in one round trip (`UNLINK`) and tells the fleet
+    /// at once, whatever the strategy. How many existed.
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, transports::MemoryTransport};
+    /// # let cache = AdaptiveCache::builder().transport(MemoryTransport::new())?;
+    /// cache.set_many(&[("a", "1"), ("b", "2")])?;
+    /// assert_eq!(cache.delete_many(&["a", "b", "never-set"])?, 2);
+    /// assert_eq!(cache.get("a")?, None);
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
+    pub fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        self.ensure_running()?;
+        let shared = &self.handle.shared;
+        let instance = &shared.instance;
+        let stored: Vec<String> = keys
+            .iter()
+            .map(|k| instance.settings().stored_key(k))
+            .collect();
+        let outbound = instance.prepare_delete_many(keys, shared.clock.now())?;
+        let sent = shared.transport.unlink(&stored, &outbound.as_outgoing());
+        instance.finish_delete_many(keys, &outbound, sent, false)
+    }
+
     /// The value of `key` as UTF-8 text.
     ///
     /// ```
@@ -610,7 +722,7 @@ impl<T: Transport> AdaptiveCache<T> {
                     .shared
                     .transport
                     .unlink(&keys, &outbound.as_outgoing());
-                removed += instance.finish_delete_many(&users, &outbound, sent)?;
+                removed += instance.finish_delete_many(&users, &outbound, sent, true)?;
             }
             if next == 0 {
                 return Ok(removed);

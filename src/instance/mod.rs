@@ -52,6 +52,18 @@ pub struct PreparedWrite {
     expires_by: Option<Instant>,
 }
 
+/// Writes of many keys sent together, prepared by
+/// [`Instance::prepare_write_many`]: the messages to send with them and one
+/// token per key for [`Instance::finish_write_many`].
+#[derive(Debug)]
+#[must_use = "report how the write went with Instance::finish_write_many"]
+pub struct PreparedWrites {
+    /// Messages to send in the same round trip as the `SET`s.
+    pub outbound: Outbound,
+    tokens: Vec<FillToken>,
+    expires_by: Option<Instant>,
+}
+
 /// Messages to publish, in order, with the operation that produced them,
 /// and the lease operation to run after publishing them, if any.
 #[derive(Debug, Default)]
@@ -437,6 +449,85 @@ impl Instance {
         }
     }
 
+    /// Before writing many keys at once (`set_many`): the messages to send
+    /// with them — one invalidation naming them all in eager, the batch in
+    /// batched, nothing in ttl. A key too long refuses the whole call.
+    pub fn prepare_write_many(
+        &self,
+        keys: &[&str],
+        ttl: Option<Duration>,
+        now: Instant,
+    ) -> Result<PreparedWrites> {
+        let mut outbound = Outbound::default();
+        let mut rest = keys;
+        // Bounded: every round takes at least one key.
+        while !rest.is_empty() {
+            let mut taken = 0;
+            let more = self.with_engine(|engine| {
+                taken = engine.handle_write_many(now, rest)?;
+                Ok(())
+            })?;
+            outbound.messages.extend(more.messages);
+            if taken == 0 {
+                return Err(Error::Engine(aci_core::WriteError::Backpressure));
+            }
+            rest = rest.get(taken..).unwrap_or_default();
+        }
+        Ok(PreparedWrites {
+            outbound,
+            tokens: keys.iter().map(|key| self.near.begin_write(key)).collect(),
+            expires_by: ttl.map(|ttl| now + aci_core::Duration::from(ttl)),
+        })
+    }
+
+    /// Reports how the `SET`s of [`Instance::prepare_write_many`] went, as
+    /// [`Instance::finish_write`] does for one: acknowledged, each value is
+    /// cached (read your writes) and counts as a write; stored but not
+    /// announced, the same, and [`Error::Unannounced`]; failed, every key is
+    /// dropped locally.
+    pub fn finish_write_many(
+        &self,
+        writes: PreparedWrites,
+        entries: &[(&str, &[u8])],
+        sent: Result<(), TransportError>,
+        now: Instant,
+    ) -> Result<()> {
+        let stored = match &sent {
+            Ok(()) | Err(TransportError::Unpublished(_)) => true,
+            Err(_) => false,
+        };
+        for (token, (key, value)) in writes.tokens.into_iter().zip(entries) {
+            if stored {
+                let value = Bytes::copy_from_slice(value);
+                self.near
+                    .finish_write(token, key, value, now, writes.expires_by);
+            } else {
+                self.near.invalidate(key);
+            }
+        }
+        if stored {
+            let _ = self.with_engine(|engine| {
+                for _ in entries {
+                    engine.handle_write_acknowledged(now);
+                }
+                Ok(())
+            });
+        }
+        match sent {
+            Ok(()) => {
+                self.record_published(&writes.outbound);
+                Ok(())
+            }
+            Err(TransportError::Unpublished(source)) => Err(Error::Unannounced {
+                done: Done::StoredMany {
+                    keys: entries.iter().map(|(k, _)| (*k).to_owned()).collect(),
+                },
+                source: *source,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Reports how the `SET … NX` of a prepared write went (a loaded value,
     /// stored only where nothing is): written, as [`Instance::finish_write`];
     /// not written (another value was there), the key is dropped locally and
@@ -510,17 +601,29 @@ impl Instance {
     }
 
     /// Reports how the deletion of `keys` (sent with `outbound`) went:
-    /// either way they leave the near cache. How many existed.
+    /// either way they leave the near cache. How many existed. `flushing`:
+    /// the deletion is a `flush` batch (what an unannounced success names).
     pub fn finish_delete_many(
         &self,
         keys: &[&str],
         outbound: &Outbound,
         sent: Result<u64, TransportError>,
+        flushing: bool,
     ) -> Result<u64> {
         for key in keys {
             self.near.invalidate(key);
         }
-        let removed = sent.map_err(|e| Error::unless_done(e, || Done::Flushed))?;
+        let removed = sent.map_err(|e| {
+            Error::unless_done(e, || {
+                if flushing {
+                    Done::Flushed
+                } else {
+                    Done::DeletedMany {
+                        keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+                    }
+                }
+            })
+        })?;
         self.record_published(outbound);
         Ok(removed)
     }

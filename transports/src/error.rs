@@ -86,20 +86,29 @@ fn refused_access(error: &::redis::RedisError) -> bool {
 pub(crate) fn split_publish_failure<T>(
     result: ::redis::RedisResult<T>,
 ) -> ::redis::RedisResult<Result<T, ::redis::RedisError>> {
+    split_publish_failure_after(1, result)
+}
+
+/// [`split_publish_failure`] for a pipeline whose first `data` commands
+/// change data (`set_many`'s `SET`s).
+#[cfg(feature = "redis")]
+pub(crate) fn split_publish_failure_after<T>(
+    data: usize,
+    result: ::redis::RedisResult<T>,
+) -> ::redis::RedisResult<Result<T, ::redis::RedisError>> {
     match result {
-        Err(e) if publishes_alone_failed(&e) => Ok(Err(e)),
+        Err(e) if publishes_alone_failed(data, &e) => Ok(Err(e)),
         other => other.map(Ok),
     }
 }
 
-/// Whether a pipeline's error replies all came after its first command
-/// (a single command's error reply counts as the first).
+/// Whether a pipeline's error replies all came after its first `data`
+/// commands (a single command's error reply counts as the first).
 #[cfg(feature = "redis")]
-fn publishes_alone_failed(error: &::redis::RedisError) -> bool {
-    error
-        .clone()
-        .into_server_errors()
-        .is_some_and(|replies| !replies.is_empty() && replies.iter().all(|(index, _)| *index > 0))
+fn publishes_alone_failed(data: usize, error: &::redis::RedisError) -> bool {
+    error.clone().into_server_errors().is_some_and(|replies| {
+        !replies.is_empty() && replies.iter().all(|(index, _)| *index >= data)
+    })
 }
 
 #[cfg(feature = "redis")]

@@ -32,6 +32,10 @@ pub trait Subscription: Send {
     fn recv(&mut self, timeout: Duration) -> Result<Option<Received>, TransportError>;
 }
 
+/// A value read from the store with the time it has left to live (`None`:
+/// no expiry, or the transport cannot tell), as `get_with_ttl` answers.
+pub type ValueWithTtl = (Bytes, Option<Duration>);
+
 /// What aci-cache needs from a backend: values with TTLs and Pub/Sub.
 ///
 /// Every method may block the calling thread for at most the transport's
@@ -160,6 +164,33 @@ pub trait Transport: Send + Sync + 'static {
             return Ok(false);
         }
         self.set(key, value, ttl, then).map(|()| true)
+    }
+
+    /// Reads many keys in one round trip, each with its time left as
+    /// [`Transport::get_with_ttl`] answers it, in the order asked. The
+    /// default reads them one by one.
+    fn get_many_with_ttl(
+        &self,
+        keys: &[&str],
+    ) -> Result<Vec<Option<ValueWithTtl>>, TransportError> {
+        keys.iter().map(|key| self.get_with_ttl(key)).collect()
+    }
+
+    /// Writes many keys with one time to live, then publishes `then`, in
+    /// one round trip. [`TransportError::Unpublished`] when every write
+    /// took effect but publishing failed. The default writes them one by
+    /// one, then publishes.
+    fn set_many(
+        &self,
+        entries: &[(&str, &[u8])],
+        ttl: Duration,
+        then: &[Outgoing<'_>],
+    ) -> Result<(), TransportError> {
+        for (key, value) in entries {
+            self.set(key, value, ttl, &[])?;
+        }
+        self.publish(then)
+            .map_err(|e| TransportError::Unpublished(Box::new(e)))
     }
 
     /// Deletes `key`, then publishes `then`, in one round trip. Whether it existed.

@@ -43,6 +43,39 @@ impl Engine {
         Ok(())
     }
 
+    /// Announces writes of many keys sent together (`set_many`): in eager
+    /// one invalidation names them all (more when they exceed the message
+    /// limits), in batched they join the batch, in ttl nothing is sent. How
+    /// many of `keys` were taken: drain the effects and call again with the
+    /// rest, as for [`Engine::handle_delete_many`]. A key too long for a
+    /// message refuses the whole call before anything is announced. Each
+    /// write counts once acknowledged ([`Engine::handle_write_acknowledged`]).
+    pub fn handle_write_many(&mut self, now: Instant, keys: &[&str]) -> Result<usize, WriteError> {
+        let now = self.observe(now);
+        if !self.running {
+            return Err(WriteError::Stopped);
+        }
+        if let Some(key) = keys.iter().find(|k| !self.key_fits(k)) {
+            return Err(WriteError::KeyTooLong { len: key.len() });
+        }
+        if self.strategy == Strategy::Ttl {
+            return Ok(keys.len());
+        }
+        let early = self.stats.early_flushes;
+        let mut taken = 0;
+        for key in keys {
+            self.buffer_key(now, key)?;
+            taken += 1;
+            if self.stats.early_flushes != early {
+                break; // one full message queued: drain before the next
+            }
+        }
+        if self.strategy == Strategy::Eager {
+            self.flush_batch(now);
+        }
+        Ok(taken)
+    }
+
     /// The store acknowledged a write announced with [`Engine::handle_write`]:
     /// it counts in `total_writes` and in the write rate the policy decides on.
     pub fn handle_write_acknowledged(&mut self, now: Instant) {

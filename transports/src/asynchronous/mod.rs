@@ -69,6 +69,40 @@ pub trait AsyncTransport: Send + Sync + 'static {
         }
     }
 
+    /// Reads many keys in one round trip, each with its time left, in the
+    /// order asked. The default reads them one by one.
+    fn get_many_with_ttl(
+        &self,
+        keys: &[&str],
+    ) -> impl Future<Output = Result<Vec<Option<crate::ValueWithTtl>>, TransportError>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                out.push(self.get_with_ttl(key).await?);
+            }
+            Ok(out)
+        }
+    }
+
+    /// Writes many keys with one time to live, then publishes `then`, in
+    /// one round trip; [`TransportError::Unpublished`] when only publishing
+    /// failed. The default writes them one by one, then publishes.
+    fn set_many(
+        &self,
+        entries: &[(&str, &[u8])],
+        ttl: Duration,
+        then: &[Outgoing<'_>],
+    ) -> impl Future<Output = Result<(), TransportError>> + Send {
+        async move {
+            for (key, value) in entries {
+                self.set(key, value, ttl, &[]).await?;
+            }
+            self.publish(then)
+                .await
+                .map_err(|e| TransportError::Unpublished(Box::new(e)))
+        }
+    }
+
     /// Deletes `key`, then publishes `then`, in one round trip. Whether it existed.
     /// When the data command took effect but publishing `then` failed,
     /// answer [`TransportError::Unpublished`].

@@ -11,7 +11,7 @@ use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisResult};
 
 use super::{AsyncSubscription, AsyncTransport};
-use crate::error::split_publish_failure;
+use crate::error::{split_publish_failure, split_publish_failure_after};
 use crate::lease::scripts;
 use crate::{LeaseState, Outgoing, Received, TransportError};
 
@@ -181,6 +181,38 @@ impl AsyncTransport for RedisAsyncTransport {
             .await?
             .map_err(|e| TransportError::unpublished(e, self.timeout))?;
         Ok(written.is_some())
+    }
+
+    async fn get_many_with_ttl(
+        &self,
+        keys: &[&str],
+    ) -> Result<Vec<Option<(Bytes, Option<Duration>)>>, TransportError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pipe = crate::redis::get_many_with_ttl_pipe(keys);
+        let answer = self
+            .run(|mut c| async move { pipe.query_async(&mut c).await })
+            .await?;
+        crate::redis::many_with_ttl(keys.len(), answer)
+    }
+
+    async fn set_many(
+        &self,
+        entries: &[(&str, &[u8])],
+        ttl: Duration,
+        then: &[Outgoing<'_>],
+    ) -> Result<(), TransportError> {
+        if entries.is_empty() {
+            return self.publish(then).await;
+        }
+        let data = entries.len();
+        let pipe = crate::redis::set_many_pipe(entries, ttl, then);
+        self.run(|mut c| async move {
+            split_publish_failure_after(data, pipe.query_async::<()>(&mut c).await)
+        })
+        .await?
+        .map_err(|e| TransportError::unpublished(e, self.timeout))
     }
 
     async fn delete(&self, key: &str, then: &[Outgoing<'_>]) -> Result<bool, TransportError> {

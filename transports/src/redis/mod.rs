@@ -11,7 +11,7 @@ use redis::{Client, Connection, IntoConnectionInfo, RedisResult};
 
 pub use subscription::RedisSubscription;
 
-use crate::error::split_publish_failure;
+use crate::error::{split_publish_failure, split_publish_failure_after};
 use crate::lease::{lease_value, millis, scripts, term_key};
 use crate::{LeaseState, Outgoing, Transport, TransportError};
 
@@ -211,6 +211,64 @@ pub(crate) fn ensure_crypto_provider() {
     }
 }
 
+/// `MGET` of `keys`, then `PTTL` of each. (Shared with the async transport.)
+pub(crate) fn get_many_with_ttl_pipe(keys: &[&str]) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.cmd("MGET").arg(keys);
+    for key in keys {
+        pipe.cmd("PTTL").arg(*key);
+    }
+    pipe
+}
+
+/// The answer of [`get_many_with_ttl_pipe`]: each value with its time left.
+pub(crate) fn many_with_ttl(
+    count: usize,
+    answer: Vec<redis::Value>,
+) -> Result<Vec<Option<crate::ValueWithTtl>>, TransportError> {
+    let malformed = || TransportError::Backend("malformed MGET/PTTL answer".into());
+    let mut replies = answer.into_iter();
+    let values: Vec<Option<Vec<u8>>> =
+        redis::from_redis_value(replies.next().ok_or_else(malformed)?)
+            .map_err(|e| TransportError::Backend(Box::new(e)))?;
+    if values.len() != count {
+        return Err(malformed());
+    }
+    values
+        .into_iter()
+        .map(|value| {
+            let left: i64 = redis::from_redis_value(replies.next().ok_or_else(malformed)?)
+                .map_err(|e| TransportError::Backend(Box::new(e)))?;
+            Ok(value.map(|v| {
+                (
+                    Bytes::from(v),
+                    u64::try_from(left).ok().map(Duration::from_millis),
+                )
+            }))
+        })
+        .collect()
+}
+
+/// `SET … PX` of every entry, then the publishes. (Shared with the async transport.)
+pub(crate) fn set_many_pipe(
+    entries: &[(&str, &[u8])],
+    ttl: Duration,
+    then: &[Outgoing<'_>],
+) -> redis::Pipeline {
+    let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+    let mut pipe = redis::pipe();
+    for (key, value) in entries {
+        pipe.cmd("SET")
+            .arg(*key)
+            .arg(*value)
+            .arg("PX")
+            .arg(millis)
+            .ignore();
+    }
+    add_publishes(&mut pipe, then);
+    pipe
+}
+
 /// `SET key value NX PX ttl`, then the publishes. (Shared with the async transport.)
 pub(crate) fn set_if_absent_pipe(
     key: &str,
@@ -285,6 +343,34 @@ impl Transport for RedisTransport {
             .with_pipeline(1 + then.len(), |c| split_publish_failure(pipe.query(c)))?
             .map_err(|e| TransportError::unpublished(e, self.timeout))?;
         Ok(written.is_some())
+    }
+
+    fn get_many_with_ttl(
+        &self,
+        keys: &[&str],
+    ) -> Result<Vec<Option<(Bytes, Option<Duration>)>>, TransportError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pipe = get_many_with_ttl_pipe(keys);
+        let answer = self.with_pipeline(1 + keys.len(), |c| pipe.query(c))?;
+        many_with_ttl(keys.len(), answer)
+    }
+
+    fn set_many(
+        &self,
+        entries: &[(&str, &[u8])],
+        ttl: Duration,
+        then: &[Outgoing<'_>],
+    ) -> Result<(), TransportError> {
+        if entries.is_empty() {
+            return self.publish(then);
+        }
+        let pipe = set_many_pipe(entries, ttl, then);
+        self.with_pipeline(entries.len() + then.len(), |c| {
+            split_publish_failure_after(entries.len(), pipe.query::<()>(c))
+        })?
+        .map_err(|e| TransportError::unpublished(e, self.timeout))
     }
 
     fn delete(&self, key: &str, then: &[Outgoing<'_>]) -> Result<bool, TransportError> {

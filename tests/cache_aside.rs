@@ -263,3 +263,28 @@ fn two_instances_loading_at_once_on_redis_end_with_one_value() {
     let ttl: i64 = redis::Commands::pttl(&mut raw, format!("aci:{ns}:k")).unwrap();
     assert!(ttl > 0, "stored with the default TTL ({ttl} ms)");
 }
+
+#[test]
+fn batch_calls_with_repeated_keys_neither_hang_nor_cache_a_loser() {
+    let redis = MemoryTransport::new();
+    let cache = cache(&redis);
+    cache.set("a", "1").unwrap();
+    let other = AdaptiveCache::builder()
+        .namespace("aside")
+        .is_controller(false)
+        .transport(redis.clone())
+        .unwrap();
+    // The same key twice: one read, both answered.
+    let values = other.get_many(&["a", "a", "b", "b"]).unwrap();
+    assert_eq!(values.len(), 4);
+    assert_eq!(values[0].as_deref(), Some(&b"1"[..]));
+    assert_eq!(values[1], values[0]);
+    assert_eq!((values[2].clone(), values[3].clone()), (None, None));
+    // Written twice in one call: Redis keeps the last; the near cache keeps neither.
+    cache.set_many(&[("k", "first"), ("k", "last")]).unwrap();
+    assert_eq!(
+        redis.get("aci:aside:k").unwrap().as_deref(),
+        Some(&b"last"[..])
+    );
+    assert_eq!(cache.get_string("k").unwrap().as_deref(), Some("last"));
+}

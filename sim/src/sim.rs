@@ -14,6 +14,7 @@ use std::rc::Rc;
 use aci_cache::instance::{Fill, Instance, LeaseCall, Lookup, Outbound, PreparedWrite};
 use aci_cache::transports::{LeaseState, TransportError};
 use aci_cache::{Builder, Role};
+use aci_core::engine::MessageKind;
 use aci_core::{Duration, Instant, Strategy};
 use bytes::Bytes;
 
@@ -791,21 +792,28 @@ impl Sim {
 
     /// Redis publishes: every connected subscriber gets its copy, through the link.
     fn fan_out(&mut self, outbound: &Outbound) {
-        for m in outbound.as_outgoing() {
+        for (m, kind) in outbound.kinds() {
             let channel = if m.channel == self.channels[INVALIDATION] {
                 INVALIDATION
             } else {
                 STRATEGY
             };
-            if channel == INVALIDATION {
-                self.obs.invalidations += 1;
-                self.obs.invalidation_bytes += m.payload.len() as u64;
-            } else if m.payload.starts_with(br#"{"action": "rate_report""#) {
-                self.obs.reports += 1;
-                self.obs.report_bytes += m.payload.len() as u64;
-            } else {
-                self.obs.decisions += 1;
-                self.obs.decision_bytes += m.payload.len() as u64;
+            let bytes = m.payload.len() as u64;
+            // The kind the engine gave it, not a sniff of the JSON.
+            match kind {
+                MessageKind::Invalidation { .. } => {
+                    self.obs.invalidations += 1;
+                    self.obs.invalidation_bytes += bytes;
+                }
+                MessageKind::RateReport => {
+                    self.obs.reports += 1;
+                    self.obs.report_bytes += bytes;
+                }
+                // Decisions (the kinds are non-exhaustive).
+                _ => {
+                    self.obs.decisions += 1;
+                    self.obs.decision_bytes += bytes;
+                }
             }
             self.deliver_to_all(channel, m.payload.into());
         }

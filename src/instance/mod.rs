@@ -100,6 +100,13 @@ impl Outbound {
     pub fn take_lease(&mut self) -> Option<LeaseCall> {
         self.lease.take()
     }
+    /// Each message with what it is (an invalidation and its key count, a
+    /// decision, a rate report), for a driver or simulator that counts them.
+    pub fn kinds(&self) -> impl Iterator<Item = (Outgoing<'_>, MessageKind)> + '_ {
+        self.messages
+            .iter()
+            .map(|(channel, payload, kind)| (Outgoing { channel, payload }, *kind))
+    }
     /// The messages, borrowed for a transport call.
     pub fn as_outgoing(&self) -> Vec<Outgoing<'_>> {
         self.messages

@@ -170,20 +170,24 @@ pub fn run_report(
             "offered write rate crossed a threshold (then: whole live fleet in the strategy it calls for):"
         );
         for (c, after) in &obs.load_change_to_switch {
-            let value = |name: &str| match name {
-                "high_threshold" => format!("{name} ({} w/s)", config.cache.high_threshold),
-                "low_threshold" => format!("{name} ({} w/s)", config.cache.low_threshold),
-                both => format!(
-                    "{both} ({} and {} w/s)",
-                    config.cache.high_threshold, config.cache.low_threshold
-                ),
-            };
+            let crossed: Vec<String> = c
+                .thresholds()
+                .into_iter()
+                .map(|name| {
+                    let value = if name == "high_threshold" {
+                        config.cache.high_threshold
+                    } else {
+                        config.cache.low_threshold
+                    };
+                    format!("{name} ({value} w/s)")
+                })
+                .collect();
             let _ = writeln!(
                 out,
                 "  at {:>7.1} s  {} {:<32}  {:<16}  {}",
                 c.at,
                 if c.rose() { "rose above" } else { "fell below" },
-                value(c.threshold()),
+                crossed.join(" and "),
                 format!("{} → {}", c.from, c.to),
                 after.map_or(
                     "never (before the next crossing or the end)".to_owned(),

@@ -171,17 +171,20 @@ impl Crossing {
         self.to.index() > self.from.index()
     }
 
-    /// The threshold crossed, as its configuration name: rising into eager
-    /// or falling out of it crosses `high_threshold`, the rest `low_threshold`.
-    pub fn threshold(&self) -> &'static str {
+    /// The thresholds crossed, by configuration name: a rate entering or
+    /// leaving eager crosses `high_threshold`, one entering or leaving ttl
+    /// `low_threshold` (a jump between the two crosses both).
+    pub fn thresholds(&self) -> Vec<&'static str> {
         use aci_core::Strategy::{Eager, Ttl};
-        match (self.rose(), self.to) {
-            (true, Eager) => "high_threshold",
-            (true, _) => "low_threshold",
-            (false, Ttl) if self.from != Eager => "low_threshold",
-            (false, Ttl) => "high_threshold and low_threshold",
-            (false, _) => "high_threshold",
+        let touches = |s| self.from == s || self.to == s;
+        let mut crossed = Vec::new();
+        if touches(Eager) {
+            crossed.push("high_threshold");
         }
+        if touches(Ttl) {
+            crossed.push("low_threshold");
+        }
+        crossed
     }
 }
 

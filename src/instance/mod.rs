@@ -465,21 +465,8 @@ impl Instance {
         ttl: Option<Duration>,
         now: Instant,
     ) -> Result<PreparedWrites> {
-        let mut outbound = Outbound::default();
-        let mut rest = keys;
-        // Bounded: every round takes at least one key.
-        while !rest.is_empty() {
-            let mut taken = 0;
-            let more = self.with_engine(|engine| {
-                taken = engine.handle_write_many(now, rest)?;
-                Ok(())
-            })?;
-            outbound.messages.extend(more.messages);
-            if taken == 0 {
-                return Err(Error::Engine(aci_core::WriteError::Backpressure));
-            }
-            rest = rest.get(taken..).unwrap_or_default();
-        }
+        let outbound =
+            self.announce_many(keys, |engine, rest| engine.handle_write_many(now, rest))?;
         Ok(PreparedWrites {
             outbound,
             tokens: keys.iter().map(|key| self.near.begin_write(key)).collect(),
@@ -589,13 +576,24 @@ impl Instance {
     /// the invalidations naming them, to send with the deletion, whatever
     /// the strategy.
     pub fn prepare_delete_many(&self, keys: &[&str], now: Instant) -> Result<Outbound> {
+        self.announce_many(keys, |engine, rest| engine.handle_delete_many(now, rest))
+    }
+
+    /// Feeds `keys` to an engine input that takes as many as one message
+    /// holds (`step` answers how many), draining its messages between
+    /// rounds, until every key is taken.
+    fn announce_many(
+        &self,
+        keys: &[&str],
+        mut step: impl FnMut(&mut Engine, &[&str]) -> Result<usize, aci_core::WriteError>,
+    ) -> Result<Outbound> {
         let mut out = Outbound::default();
         let mut rest = keys;
         // Bounded: every round takes at least one key.
         while !rest.is_empty() {
             let mut taken = 0;
             let more = self.with_engine(|engine| {
-                taken = engine.handle_delete_many(now, rest)?;
+                taken = step(engine, rest)?;
                 Ok(())
             })?;
             out.messages.extend(more.messages);

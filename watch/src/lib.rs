@@ -15,7 +15,7 @@
 //! assert!(text.contains("rejected 1"));
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 
 use aci_core::wire::{decode, Limits, Message};
@@ -44,8 +44,9 @@ pub struct Fleet {
     decided_at: Option<f64>,
     /// Instance → (its reported write rate, when heard).
     instances: BTreeMap<String, (f64, f64)>,
-    /// Arrival times of invalidations and how many keys each named.
-    invalidations: Vec<(f64, usize)>,
+    /// Arrival times of the window's invalidations, oldest first, and how
+    /// many keys each named.
+    invalidations: VecDeque<(f64, usize)>,
     invalidations_total: u64,
     rejected: u64,
     messages: u64,
@@ -64,7 +65,7 @@ impl Fleet {
         let text = |s: aci_core::wire::JsonStr<'_>| s.chars().collect::<String>();
         match (channel, decode(payload, Limits::default())) {
             (Channel::Invalidation, Ok(Message::Invalidate(m))) => {
-                self.invalidations.push((now, m.keys.len()));
+                self.invalidations.push_back((now, m.keys.len()));
                 self.invalidations_total += 1;
             }
             (Channel::Strategy, Ok(Message::StrategyUpdate(m))) => {
@@ -79,12 +80,24 @@ impl Fleet {
             }
             _ => self.rejected += 1,
         }
-        self.invalidations.retain(|(at, _)| now - at <= RATE_WINDOW);
+        self.forget_before(now);
+    }
+
+    /// Drops invalidations older than the window: each message once, from
+    /// the front (a busy fleet sends thousands a second).
+    fn forget_before(&mut self, now: f64) {
+        while self
+            .invalidations
+            .front()
+            .is_some_and(|(at, _)| now - at > RATE_WINDOW)
+        {
+            self.invalidations.pop_front();
+        }
     }
 
     /// The fleet as text, as of `now`.
     pub fn render(&mut self, now: f64) -> String {
-        self.invalidations.retain(|(at, _)| now - at <= RATE_WINDOW);
+        self.forget_before(now);
         self.instances
             .retain(|_, (_, at)| now - *at <= FORGET_AFTER);
         let mut out = String::new();

@@ -152,17 +152,7 @@ impl AsyncTransport for RedisAsyncTransport {
         ttl: Duration,
         then: &[Outgoing<'_>],
     ) -> Result<(), TransportError> {
-        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let mut pipe = redis::pipe();
-        pipe.cmd("SET")
-            .arg(key)
-            .arg(value)
-            .arg("PX")
-            .arg(millis)
-            .ignore();
-        for m in then {
-            pipe.cmd("PUBLISH").arg(m.channel).arg(m.payload).ignore();
-        }
+        let pipe = crate::redis::set_many_pipe(&[(key, value)], ttl, then);
         self.run(|mut c| async move { split_publish_failure(pipe.query_async::<()>(&mut c).await) })
             .await?
             .map_err(|e| TransportError::unpublished(e, self.timeout))

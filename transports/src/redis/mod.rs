@@ -249,13 +249,19 @@ pub(crate) fn many_with_ttl(
         .collect()
 }
 
-/// `SET … PX` of every entry, then the publishes. (Shared with the async transport.)
+/// A TTL as `PX` takes it: whole milliseconds, at least 1.
+fn px_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// `SET … PX` of every entry, then the publishes: `set` (one entry) and
+/// `set_many`. (Shared with the async transport.)
 pub(crate) fn set_many_pipe(
     entries: &[(&str, &[u8])],
     ttl: Duration,
     then: &[Outgoing<'_>],
 ) -> redis::Pipeline {
-    let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+    let millis = px_millis(ttl);
     let mut pipe = redis::pipe();
     for (key, value) in entries {
         pipe.cmd("SET")
@@ -276,14 +282,13 @@ pub(crate) fn set_if_absent_pipe(
     ttl: Duration,
     then: &[Outgoing<'_>],
 ) -> redis::Pipeline {
-    let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
     let mut pipe = redis::pipe();
     pipe.cmd("SET")
         .arg(key)
         .arg(value)
         .arg("NX")
         .arg("PX")
-        .arg(millis);
+        .arg(px_millis(ttl));
     add_publishes(&mut pipe, then);
     pipe
 }
@@ -316,15 +321,7 @@ impl Transport for RedisTransport {
         ttl: Duration,
         then: &[Outgoing<'_>],
     ) -> Result<(), TransportError> {
-        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let mut pipe = redis::pipe();
-        pipe.cmd("SET")
-            .arg(key)
-            .arg(value)
-            .arg("PX")
-            .arg(millis)
-            .ignore();
-        add_publishes(&mut pipe, then);
+        let pipe = set_many_pipe(&[(key, value)], ttl, then);
         self.with_pipeline(1 + then.len(), |c| {
             split_publish_failure(pipe.query::<()>(c))
         })?

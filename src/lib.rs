@@ -55,7 +55,8 @@ mod sync;
 /// caches take and return `std::time::Duration` (the two convert with `From`).
 pub use aci_core;
 pub use aci_core::{
-    ConfigError, DropReason, RejectReason, Role, Strategy, SwitchCause, SwitchRecord,
+    ConfigError, DropReason, Mode, Objective, RejectReason, Role, Strategy, SwitchCause,
+    SwitchRecord,
 };
 pub use aci_transports as transports;
 #[cfg(feature = "tokio")]

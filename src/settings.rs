@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use aci_core::{Config, ConfigBuilder, ConfigError, Role};
+use aci_core::{Config, ConfigBuilder, ConfigError, Objective, Role};
 
 use crate::error::Result;
 
@@ -209,6 +209,62 @@ impl<K> Builder<K> {
         /// Re-announce an unchanged decision every tick (default true).
         rebroadcast: bool
     );
+    forward!(
+        /// What the strategy policy optimises (default
+        /// [`Objective::Thresholds`], the original's table). The shorthands
+        /// [`Builder::max_staleness`] and [`Builder::message_budget`] set the
+        /// other two.
+        objective: Objective
+    );
+    forward!(
+        /// Time allowed for an invalidation to reach every instance (default
+        /// 100 ms): a staleness bound batches at the bound minus this.
+        delivery_margin: duration
+    );
+
+    /// The cheapest way to promise that no instance serves a value more
+    /// than `bound` after a newer write was acknowledged: ttl if
+    /// `local_ttl` fits the bound, else eager or batched at
+    /// `bound − delivery_margin`, whichever the fleet's write rate predicts
+    /// to cost fewer messages ([`Objective::Bounded`]). The bound must be
+    /// longer than `delivery_margin`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let settings = aci_cache::Builder::new()
+    ///     .max_staleness(Duration::from_secs(1))
+    ///     .settings()?;
+    /// assert_eq!(
+    ///     settings.core().objective(),
+    ///     aci_cache::Objective::Bounded { max_staleness: Duration::from_secs(1).into() },
+    /// );
+    /// assert!(aci_cache::Builder::new().max_staleness(Duration::from_millis(20)).settings().is_err());
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
+    pub fn max_staleness(self, bound: Duration) -> Self {
+        self.objective(Objective::Bounded {
+            max_staleness: bound.into(),
+        })
+    }
+
+    /// The freshest mode whose predicted traffic — invalidations, rate
+    /// reports and decisions of the whole fleet — fits `messages_per_second`:
+    /// eager while the write rate fits, then batched at the shortest
+    /// interval that fits, then ttl ([`Objective::Budget`]).
+    ///
+    /// ```
+    /// let settings = aci_cache::Builder::new().message_budget(100.0).settings()?;
+    /// assert_eq!(
+    ///     settings.core().objective(),
+    ///     aci_cache::Objective::Budget { messages_per_second: 100.0 },
+    /// );
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
+    pub fn message_budget(self, messages_per_second: f64) -> Self {
+        self.objective(Objective::Budget {
+            messages_per_second,
+        })
+    }
     forward!(
         /// The original's switch: `true` forces [`Role::Controller`] (decide
         /// always, no election), `false` [`Role::Follower`]. Unset, the

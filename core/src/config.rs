@@ -11,6 +11,7 @@
 use core::fmt::Write as _;
 
 use crate::config_error::ConfigError;
+use crate::policy::Objective;
 use crate::strategy::Role;
 use crate::time::Duration;
 use crate::wire::{MessageKey, MAX_MESSAGE_KEYS};
@@ -43,6 +44,8 @@ pub struct Config {
     pub(crate) sliding_window: Duration,
     pub(crate) hysteresis: f64,
     pub(crate) min_dwell: Duration,
+    pub(crate) objective: Objective,
+    pub(crate) delivery_margin: Duration,
     pub(crate) rebroadcast: bool,
     pub(crate) role: Role,
     pub(crate) accept_termless_decisions: bool,
@@ -108,6 +111,15 @@ impl Config {
     /// Least time a strategy is kept before the controller changes it again.
     pub fn min_dwell(&self) -> Duration {
         self.min_dwell
+    }
+    /// What the strategy policy optimises (see [`crate::policy`]).
+    pub fn objective(&self) -> Objective {
+        self.objective
+    }
+    /// Time allowed for an invalidation to reach every subscriber, which a
+    /// staleness bound must leave room for.
+    pub fn delivery_margin(&self) -> Duration {
+        self.delivery_margin
     }
     /// Whether the controller re-announces an unchanged decision every tick.
     pub fn rebroadcast(&self) -> bool {
@@ -219,6 +231,8 @@ pub struct ConfigBuilder {
     sliding_window: Duration,
     hysteresis: f64,
     min_dwell: Duration,
+    objective: Objective,
+    delivery_margin: Duration,
     rebroadcast: bool,
     role: Role,
     accept_termless_decisions: bool,
@@ -265,6 +279,8 @@ impl ConfigBuilder {
             sliding_window: Duration::from_secs(5),
             hysteresis: 0.2,
             min_dwell: Duration::ZERO,
+            objective: Objective::Thresholds,
+            delivery_margin: Duration::from_millis(100),
             rebroadcast: true,
             role: Role::Auto,
             accept_termless_decisions: false,
@@ -312,6 +328,31 @@ impl ConfigBuilder {
         /// Least time a strategy is kept before the controller changes it
         /// (default 0: hysteresis alone stops the flapping).
         min_dwell: Duration
+    );
+    setter!(
+        /// What the strategy policy optimises (default
+        /// [`Objective::Thresholds`], the original's table): a staleness
+        /// bound or a message budget instead (see [`crate::policy`]).
+        ///
+        /// ```
+        /// use aci_core::policy::Objective;
+        /// use aci_core::{Config, Duration};
+        /// let config = Config::builder()
+        ///     .objective(Objective::Budget { messages_per_second: 50.0 })
+        ///     .build()?;
+        /// assert_eq!(config.objective(), Objective::Budget { messages_per_second: 50.0 });
+        /// // A bound must leave room for the message's trip (`delivery_margin`, 100 ms).
+        /// let tight = Objective::Bounded { max_staleness: Duration::from_millis(50) };
+        /// assert_eq!(Config::builder().objective(tight).build().unwrap_err().field(), "max_staleness");
+        /// # Ok::<(), aci_core::ConfigError>(())
+        /// ```
+        objective: Objective
+    );
+    setter!(
+        /// Time allowed for an invalidation to reach every subscriber
+        /// (default 100 ms): a bounded policy batches at `max_staleness`
+        /// minus this, and promises nothing if it is longer than the bound.
+        delivery_margin: Duration
     );
     setter!(
         /// Whether the controller re-announces an unchanged decision every tick,
@@ -411,7 +452,9 @@ impl ConfigBuilder {
     /// `batch_interval`, `controller_interval` and `sliding_window` positive (the
     /// original's, plus `local_ttl`); `hysteresis` finite in `[0, 1)`;
     /// `max_message_bytes` in `[MESSAGE_BYTES_MIN, MESSAGE_BYTES_CAP]`;
-    /// `max_message_keys` in `[1, MESSAGE_KEYS_CAP]`; `channel_prefix` non-empty,
+    /// `max_message_keys` in `[1, MESSAGE_KEYS_CAP]`; a bounded objective's
+    /// `max_staleness` longer than `delivery_margin` and at most 100 years, a
+    /// budget finite and positive; `channel_prefix` non-empty,
     /// names within their length caps and free of control characters.
     pub fn build(self) -> Result<Config, ConfigError> {
         crate::config_error::validate(&self.view())?;
@@ -434,6 +477,8 @@ impl ConfigBuilder {
             sliding_window: self.sliding_window,
             hysteresis: self.hysteresis,
             min_dwell: self.min_dwell,
+            objective: self.objective,
+            delivery_margin: self.delivery_margin,
             rebroadcast: self.rebroadcast,
             role: self.role,
             accept_termless_decisions: self.accept_termless_decisions,
@@ -459,6 +504,8 @@ impl ConfigBuilder {
             controller_interval: self.controller_interval,
             sliding_window: self.sliding_window,
             hysteresis: self.hysteresis,
+            objective: self.objective,
+            delivery_margin: self.delivery_margin,
             max_message_bytes: self.max_message_bytes,
             max_message_keys: self.max_message_keys,
             channel_prefix: &self.channel_prefix,

@@ -89,6 +89,8 @@ pub(crate) struct Candidate<'a> {
     pub(crate) controller_interval: Duration,
     pub(crate) sliding_window: Duration,
     pub(crate) hysteresis: f64,
+    pub(crate) objective: crate::policy::Objective,
+    pub(crate) delivery_margin: Duration,
     pub(crate) max_message_bytes: usize,
     pub(crate) max_message_keys: usize,
     pub(crate) channel_prefix: &'a str,
@@ -107,6 +109,41 @@ pub const MIN_SLIDING_WINDOW: Duration = Duration::from_millis(100);
 pub const MIN_TTL: Duration = Duration::from_millis(1);
 /// Longest TTL accepted: 100 years, far inside what Redis's `PX` takes.
 pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+fn validate_objective(c: &Candidate<'_>) -> Result<(), ConfigError> {
+    use crate::policy::Objective;
+    if c.delivery_margin > MAX_TTL {
+        return Err(ConfigError::OutOfRange {
+            field: "delivery_margin",
+            rule: "must be at most 100 years",
+        });
+    }
+    match c.objective {
+        Objective::Thresholds => Ok(()),
+        Objective::Bounded { max_staleness } => {
+            if max_staleness <= c.delivery_margin || max_staleness > MAX_TTL {
+                Err(ConfigError::OutOfRange {
+                    field: "max_staleness",
+                    rule: "must be longer than delivery_margin and at most 100 years",
+                })
+            } else {
+                Ok(())
+            }
+        }
+        Objective::Budget {
+            messages_per_second,
+        } => {
+            if messages_per_second.is_finite() && messages_per_second > 0.0 {
+                Ok(())
+            } else {
+                Err(ConfigError::OutOfRange {
+                    field: "messages_per_second",
+                    rule: "must be a finite number above zero",
+                })
+            }
+        }
+    }
+}
 
 pub(crate) fn validate(c: &Candidate<'_>) -> Result<(), ConfigError> {
     for (field, value) in [
@@ -175,6 +212,7 @@ pub(crate) fn validate(c: &Candidate<'_>) -> Result<(), ConfigError> {
             rule: "must be a fraction in [0, 1)",
         });
     }
+    validate_objective(c)?;
     if !(MESSAGE_BYTES_MIN..=MESSAGE_BYTES_CAP).contains(&c.max_message_bytes) {
         return Err(ConfigError::OutOfRange {
             field: "max_message_bytes",

@@ -14,8 +14,10 @@
 //! | [`Strategy::Eager`] | one invalidation per write | delivery |
 //!
 //! One instance, the controller, measures the rate every `controller_interval`
-//! over a `sliding_window`, picks a strategy with [`Policy::decide`] (the
-//! original's table, damped by hysteresis) and broadcasts it; the others apply it.
+//! over a `sliding_window`, picks a strategy with [`Policy::decide`] and
+//! broadcasts it; the others apply it. By default the policy is the
+//! original's table, damped by hysteresis; it can instead keep a staleness
+//! bound or a message budget ([`Objective`]).
 //!
 //! [`Engine`] is that logic for one instance. It takes inputs stamped with
 //! `now` and answers with [`Effect`]s and a next deadline; the caller does the
@@ -58,7 +60,7 @@ pub use engine::{
     DropReason, Effect, Engine, Handled, LeaseOp, LeaseReply, LeaseRequest, Publish, Rejection,
     WriteError,
 };
-pub use policy::Policy;
+pub use policy::{FleetLoad, Mode, Objective, Policy};
 pub use rate::RateTracker;
 pub use stats::{RejectReason, Stats, SwitchCause, SwitchRecord};
 pub use strategy::{Role, Strategy, UnknownRole, UnknownStrategy};

@@ -4,7 +4,7 @@
 
 mod common;
 
-use aci_core::{Config, Duration, Engine, Instant, Policy, Role, Strategy};
+use aci_core::{Config, Duration, Engine, FleetLoad, Instant, Policy, Role, Strategy};
 use proptest::prelude::*;
 use proptest::strategy::Strategy as _;
 
@@ -64,7 +64,13 @@ proptest! {
         at in 0.0f64..1.0,
     ) {
         let high = low * gap;
-        let policy = Policy { low_threshold: low, high_threshold: high, hysteresis: h, min_dwell: Duration::ZERO };
+        let policy = Policy {
+            low_threshold: low,
+            high_threshold: high,
+            hysteresis: h,
+            min_dwell: Duration::ZERO,
+            ..Policy::default()
+        };
         // Strictly outside the band [T(1-h), T(1+h)] of either threshold.
         let m = h + 0.01;
         let (from, to) = [
@@ -73,7 +79,11 @@ proptest! {
             (high * (1.0 + m), high * 3.0),
         ][zone];
         let rate = from + at * (to - from);
-        prop_assert_eq!(policy.decide(rate, current, Duration::MAX), original_table(rate, low, high));
+        prop_assert_eq!(policy.thresholds(rate, current, Duration::MAX), original_table(rate, low, high));
+        // The default objective is that table, whatever the fleet's shape.
+        let load = FleetLoad { write_rate: rate, writers: 3, instances: 7 };
+        let mode = policy.decide(&load, policy.mode_of(current), Duration::MAX);
+        prop_assert_eq!(mode, policy.mode_of(original_table(rate, low, high)));
     }
 
     #[test]

@@ -65,9 +65,17 @@ proptest! {
     }
 
     #[test]
-    fn strategy_updates_round_trip(strat in strategy(), rate in finite(), timestamp in finite(), source in key(), term in proptest::option::of(1..=aci_core::wire::MAX_TERM)) {
+    fn strategy_updates_round_trip(
+        strat in strategy(),
+        rate in finite(),
+        timestamp in finite(),
+        source in key(),
+        term in proptest::option::of(1..=aci_core::wire::MAX_TERM),
+        interval_ms in proptest::option::of(10u64..86_400_000),
+    ) {
         let mut buf = heapless::Vec::<u8, 4096>::new();
-        encode_strategy_update(&mut buf, strat, rate, timestamp, &source, term).unwrap();
+        let interval = interval_ms.map(|ms| ms as f64 / 1000.0);
+        encode_strategy_update(&mut buf, strat, rate, timestamp, &source, term, interval).unwrap();
         let reference: serde_json::Value = serde_json::from_slice(&buf).unwrap();
         prop_assert_eq!(reference["write_rate"].as_f64(), Some(rate));
         prop_assert_eq!(reference["term"].as_u64(), term);
@@ -77,6 +85,8 @@ proptest! {
         prop_assert_eq!(update.timestamp.map(f64::from), Some(timestamp));
         prop_assert!(update.source.unwrap().eq_str(&source));
         prop_assert_eq!(update.term, term);
+        // A whole number of milliseconds survives the trip exactly.
+        prop_assert_eq!(update.batch_interval, interval_ms.map(aci_core::Duration::from_millis));
     }
 
     #[test]

@@ -68,6 +68,7 @@ fn every_vector_decodes_and_reencodes_byte_for_byte() {
                     update.timestamp.unwrap().value(),
                     &source,
                     update.term,
+                    update.batch_interval.map(|b| b.as_secs_f64()),
                 )
                 .unwrap();
             }

@@ -6,7 +6,7 @@ mod worker;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use aci_core::Strategy;
+use aci_core::{Mode, Strategy};
 use aci_transports::AsyncTransport;
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -857,6 +857,25 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
     /// ```
     pub fn strategy(&self) -> Strategy {
         self.handle.shared.instance.strategy()
+    }
+
+    /// The strategy in force with, under batched, the interval batches are
+    /// flushed on (see [`AdaptiveCache::mode`](crate::AdaptiveCache::mode)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> aci_cache::Result<()> {
+    /// # use aci_cache::{AsyncAdaptiveCache, Mode, transports::MemoryTransport};
+    /// let cache = AsyncAdaptiveCache::builder()
+    ///     .message_budget(50.0)
+    ///     .transport(MemoryTransport::new())
+    ///     .await?;
+    /// assert_eq!(cache.mode(), Mode::Ttl);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn mode(&self) -> Mode {
+        self.handle.shared.instance.mode()
     }
 
     /// Pins the strategy (`Some`), announcing it if this is the controller, or

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use aci_core::Strategy;
+use aci_core::{Mode, Strategy};
 use aci_transports::Transport;
 use bytes::Bytes;
 
@@ -762,6 +762,25 @@ impl<T: Transport> AdaptiveCache<T> {
     /// ```
     pub fn strategy(&self) -> Strategy {
         self.handle.shared.instance.strategy()
+    }
+
+    /// The strategy in force with, under batched, the interval batches are
+    /// flushed on: a staleness bound or a message budget sets it, and the
+    /// controller's decisions carry it to the fleet.
+    ///
+    /// ```
+    /// # use aci_cache::{AdaptiveCache, Mode, transports::MemoryTransport};
+    /// use std::time::Duration;
+    /// // A 1 s bound that the 10 s near-cache TTL cannot keep: the cache
+    /// // starts batched at the bound minus the 100 ms delivery margin.
+    /// let cache = AdaptiveCache::builder()
+    ///     .max_staleness(Duration::from_secs(1))
+    ///     .transport(MemoryTransport::new())?;
+    /// assert_eq!(cache.mode(), Mode::Batched(Duration::from_millis(900).into()));
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
+    pub fn mode(&self) -> Mode {
+        self.handle.shared.instance.mode()
     }
 
     /// Pins the strategy (`Some`), announcing it if this is the controller, or

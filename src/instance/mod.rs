@@ -25,7 +25,9 @@ use crate::sync::Arc as FlightArc;
 use std::time::{Duration, Instant as StdInstant};
 
 use aci_core::engine::MessageKind;
-use aci_core::{Effect, Engine, Handled, Instant, LeaseOp, LeaseReply, Strategy, SwitchRecord};
+use aci_core::{
+    Effect, Engine, Handled, Instant, LeaseOp, LeaseReply, Mode, Strategy, SwitchRecord,
+};
 use aci_transports::{LeaseState, Outgoing, TransportError};
 use bytes::Bytes;
 use event_listener::Listener as _;
@@ -235,6 +237,8 @@ pub struct Instance {
     near: NearCache,
     flights: FlightArc<Flights>,
     strategy: AtomicU8,
+    /// The batch interval in force, in nanoseconds.
+    batch_interval: AtomicU64,
     /// The engine's next deadline in nanoseconds (`NO_DEADLINE`: none) and
     /// its role, copied out whenever the engine's lock is released, so that
     /// drivers can ask after every call without taking the lock again.
@@ -252,6 +256,8 @@ impl Instance {
     pub fn new(settings: Settings) -> Result<Self> {
         let engine = Engine::new(settings.core.clone(), &settings.instance_id)?;
         let controller = engine.is_controller();
+        let strategy = engine.strategy() as u8;
+        let batch_interval = batch_interval_of(&engine);
         Ok(Instance {
             near: NearCache::new(
                 settings.near_max_entries,
@@ -261,7 +267,8 @@ impl Instance {
             ),
             engine: Mutex::new(Box::new(engine)),
             flights: FlightArc::new(Flights::default()),
-            strategy: AtomicU8::new(Strategy::Ttl as u8),
+            strategy: AtomicU8::new(strategy),
+            batch_interval: AtomicU64::new(batch_interval),
             deadline: AtomicU64::new(NO_DEADLINE),
             controller: AtomicBool::new(controller),
             subscribed: AtomicBool::new(false),
@@ -282,6 +289,18 @@ impl Instance {
             2 => Strategy::Eager,
             1 => Strategy::Batched,
             _ => Strategy::Ttl,
+        }
+    }
+
+    /// The strategy in force and, under batched, the interval batches are
+    /// flushed on (no lock taken).
+    pub fn mode(&self) -> Mode {
+        match self.strategy() {
+            Strategy::Ttl => Mode::Ttl,
+            Strategy::Eager => Mode::Eager,
+            Strategy::Batched => Mode::Batched(aci_core::Duration::from_nanos(
+                self.batch_interval.load(Ordering::Relaxed),
+            )),
         }
     }
 
@@ -886,6 +905,8 @@ impl Instance {
     fn copy_out(&self, engine: &Engine) {
         self.strategy
             .store(engine.strategy() as u8, Ordering::Relaxed);
+        self.batch_interval
+            .store(batch_interval_of(engine), Ordering::Relaxed);
         let deadline = engine
             .poll_timeout()
             .map_or(NO_DEADLINE, |at| at.as_nanos().min(NO_DEADLINE - 1));
@@ -933,4 +954,13 @@ const NO_DEADLINE: u64 = u64::MAX;
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section leaves the data consistent; recover from poisoning.
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The interval `engine` batches at now, or would if batched.
+fn batch_interval_of(engine: &Engine) -> u64 {
+    let mode = engine.mode();
+    let interval = mode
+        .batch_interval()
+        .unwrap_or_else(|| engine.policy().batched_interval());
+    interval.as_nanos()
 }

@@ -5,9 +5,10 @@ use super::error::{Handled, Rejection, WriteError};
 use super::output::STALL_RETRY;
 use super::{Engine, Timer};
 use crate::batch::{Full, Probe};
+use crate::policy::{FleetLoad, Mode};
 use crate::stats::{RejectReason, SwitchCause};
 use crate::strategy::{Role, Strategy};
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::wire::{
     decode, escaped_len, DecodeError, Invalidation, Message, RateReport, SignatureError,
     StrategyUpdate, MAX_ESCAPE_PER_BYTE,
@@ -308,20 +309,26 @@ impl Engine {
             return Ok(Handled::DecisionIgnored);
         }
         match self.judge_decision(now, &update)? {
-            Handled::DecisionApplied => {
-                Ok(self.follow_decision(now, update.strategy, update.write_rate))
-            }
+            Handled::DecisionApplied => Ok(self.follow_decision(
+                now,
+                update.strategy,
+                update.write_rate,
+                update.batch_interval,
+            )),
             waiting => Ok(waiting),
         }
     }
 
     /// Follows an accepted decision, unless this instance decides itself or
-    /// its strategy is pinned.
+    /// its strategy is pinned. Batched runs at the interval the decision
+    /// carries, or at this instance's policy's when it carries none (the
+    /// original's and the threshold table's decisions).
     pub(crate) fn follow_decision(
         &mut self,
         now: Instant,
         strategy: Strategy,
         write_rate: Option<f64>,
+        batch_interval: Option<Duration>,
     ) -> Handled {
         if self.is_controller() || self.forced.is_some() {
             return Handled::DecisionIgnored;
@@ -330,7 +337,11 @@ impl Engine {
             self.stats.write_rate = rate;
             self.heard_rate = Some((rate, now));
         }
-        self.switch_to(now, strategy, SwitchCause::Received, write_rate);
+        let mode = match (strategy, batch_interval) {
+            (Strategy::Batched, Some(interval)) => Mode::Batched(interval),
+            _ => self.policy.mode_of(strategy),
+        };
+        self.switch_mode(now, mode, SwitchCause::Received, write_rate);
         Handled::DecisionApplied
     }
 
@@ -357,7 +368,7 @@ impl Engine {
         let stalled = self.timers.get(Timer::BatchFlush).is_some();
         if !stalled && self.running && self.strategy == Strategy::Batched {
             self.timers
-                .set(Timer::BatchFlush, now + self.config.batch_interval());
+                .set(Timer::BatchFlush, now + self.batch_interval);
         } else if !stalled && !self.batch.is_empty() {
             self.timers.set(Timer::BatchFlush, now + STALL_RETRY);
         }
@@ -383,7 +394,7 @@ impl Engine {
     pub(crate) fn decide(&mut self, now: Instant, floor: f64) {
         let own = self.tracker.rate(now);
         let max_age = self.report_max_age();
-        let (others, reporting) = self.peers.sum(now, max_age);
+        let (others, reporting, writing) = self.peers.sum(now, max_age);
         let rate = (own + others).max(floor);
         self.stats.own_write_rate = own;
         self.stats.write_rate = rate;
@@ -396,12 +407,19 @@ impl Engine {
             now + self.config.controller_interval(),
         );
         let in_current = now - self.strategy_since;
-        let decision = self
-            .forced
-            .unwrap_or_else(|| self.policy.decide(rate, self.strategy, in_current));
-        let changed = decision != self.strategy;
+        let load = FleetLoad {
+            write_rate: rate,
+            writers: writing + usize::from(own > 0.0),
+            instances: reporting + 1,
+        };
+        let current = self.mode();
+        let decision = match self.forced {
+            Some(pinned) => self.policy.mode_of(pinned),
+            None => self.policy.decide(&load, current, in_current),
+        };
+        let changed = decision != current;
         if changed {
-            self.switch_to(now, decision, SwitchCause::Decided, Some(rate));
+            self.switch_mode(now, decision, SwitchCause::Decided, Some(rate));
         }
         if changed || self.config.rebroadcast() {
             self.publish_decision(now, rate);

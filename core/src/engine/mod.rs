@@ -81,7 +81,7 @@ pub use timers::Timer;
 use crate::batch::DefaultBatchBuffer;
 use crate::config::{Config, MESSAGE_BYTES_CAP};
 use crate::config_error::ConfigError;
-use crate::policy::Policy;
+use crate::policy::{Mode, Policy};
 use crate::rate::{RateTracker, DEFAULT_BUCKETS};
 use crate::stats::{Stats, SwitchCause, SwitchRecord};
 use crate::strategy::{Role, Strategy};
@@ -105,6 +105,9 @@ pub struct Engine {
     role: Role,
     running: bool,
     strategy: Strategy,
+    /// The interval batches are flushed on: the policy's, or the one the
+    /// latest decision followed carried.
+    batch_interval: crate::time::Duration,
     strategy_since: Instant,
     forced: Option<Strategy>,
     tracker: RateTracker<DEFAULT_BUCKETS>,
@@ -135,8 +138,9 @@ struct Lengths {
 }
 
 impl Engine {
-    /// An engine for the instance `instance_id`, stopped, in `ttl` (the
-    /// original's starting strategy). `instance_id` must be 1 to 64 bytes
+    /// An engine for the instance `instance_id`, stopped, in the policy's
+    /// starting mode ([`Policy::initial`]: `ttl`, the original's, unless a
+    /// staleness bound rules it out). `instance_id` must be 1 to 64 bytes
     /// without control characters.
     pub fn new(config: Config, instance_id: &str) -> Result<Self, ConfigError> {
         let mut id = heapless::String::new();
@@ -155,16 +159,21 @@ impl Engine {
             envelope: invalidation_len_bound(0, &id) + signature,
             prefix_json: escaped_len(config.key_prefix()) - 2,
         };
+        let policy = Policy::from_config(&config);
+        let initial = policy.initial();
         Ok(Engine {
             lengths,
-            policy: Policy::from_config(&config),
+            policy,
+            strategy: initial.strategy(),
+            batch_interval: initial
+                .batch_interval()
+                .unwrap_or_else(|| policy.batched_interval()),
             limits: Limits::from_config(&config),
             tracker: RateTracker::new(config.sliding_window()),
             role: config.role(),
             config,
             instance_id: id,
             running: false,
-            strategy: Strategy::Ttl,
             strategy_since: Instant::ZERO,
             forced: None,
             batch: DefaultBatchBuffer::new(),
@@ -192,6 +201,19 @@ impl Engine {
     /// The strategy in force.
     pub fn strategy(&self) -> Strategy {
         self.strategy
+    }
+    /// The strategy in force with, under batched, the interval batches are
+    /// flushed on (set by the policy or the latest decision followed).
+    pub fn mode(&self) -> Mode {
+        match self.strategy {
+            Strategy::Ttl => Mode::Ttl,
+            Strategy::Batched => Mode::Batched(self.batch_interval),
+            Strategy::Eager => Mode::Eager,
+        }
+    }
+    /// The policy decisions are made by.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
     /// The role configured or set (see [`Engine::is_controller`] for whether
     /// an [`Role::Auto`] instance decides now).
@@ -275,9 +297,7 @@ impl Engine {
         let now = self.observe(now);
         self.forced = strategy;
         if let Some(to) = strategy {
-            if to != self.strategy {
-                self.switch_to(now, to, SwitchCause::Forced, None);
-            }
+            self.switch_mode(now, self.policy.mode_of(to), SwitchCause::Forced, None);
             if self.is_controller() && self.running {
                 let rate = self.tracker.rate(now);
                 self.publish_decision(now, rate);
@@ -333,7 +353,7 @@ impl Engine {
         }
         if self.strategy == Strategy::Batched || !self.batch.is_empty() {
             self.timers
-                .arm_if_idle(Timer::BatchFlush, now + self.config.batch_interval());
+                .arm_if_idle(Timer::BatchFlush, now + self.batch_interval);
         }
     }
 
@@ -356,6 +376,28 @@ impl Engine {
         }
     }
 
+    /// Moves to `mode`: its strategy as [`Engine::switch_to`] does, and a
+    /// new batch interval at once (a pending flush is brought forward to
+    /// it, never pushed back).
+    pub(crate) fn switch_mode(
+        &mut self,
+        now: Instant,
+        mode: Mode,
+        cause: SwitchCause,
+        write_rate: Option<f64>,
+    ) {
+        if let Some(interval) = mode.batch_interval() {
+            self.batch_interval = interval;
+            let due = now + interval;
+            if self.strategy == Strategy::Batched
+                && self.timers.get(Timer::BatchFlush).is_some_and(|t| t > due)
+            {
+                self.timers.set(Timer::BatchFlush, due);
+            }
+        }
+        self.switch_to(now, mode.strategy(), cause, write_rate);
+    }
+
     /// Moves to `to`: flushes a batch left behind, re-arms timers, records the
     /// switch, and drops the near cache when tightening from `ttl`.
     fn switch_to(
@@ -376,7 +418,7 @@ impl Engine {
         }
         if to == Strategy::Batched && self.running {
             self.timers
-                .set(Timer::BatchFlush, now + self.config.batch_interval());
+                .set(Timer::BatchFlush, now + self.batch_interval);
         } else if self.batch.is_empty() {
             self.timers.stop(Timer::BatchFlush);
         }

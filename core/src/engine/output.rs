@@ -4,6 +4,7 @@
 use super::effect::{DropReason, Effect, InvalidatedKeys, MessageKind, Publish};
 use super::{Engine, Timer};
 use crate::config::MESSAGE_BYTES_CAP;
+use crate::policy::Mode;
 use crate::stats::{Stats, SwitchRecord};
 use crate::strategy::Strategy;
 use crate::time::{Duration, Instant};
@@ -273,10 +274,16 @@ impl Engine {
         let timestamp = self.unix_time(now);
         let (strategy, id) = (self.strategy, &self.instance_id);
         let term = self.election.held_term();
+        // Only an objective policy sets intervals: the table's decisions
+        // stay as the original sends them.
+        let interval = match self.mode() {
+            Mode::Batched(b) if self.policy.carries_interval() => Some(b.as_secs_f64()),
+            _ => None,
+        };
         let sent =
             self.outbox
                 .queue_publish(Channel::Strategy, MessageKind::StrategyUpdate, |out| {
-                    encode_strategy_update(out, strategy, rate, timestamp, id, term)
+                    encode_strategy_update(out, strategy, rate, timestamp, id, term, interval)
                 });
         match sent {
             Ok(()) => self.stats.decisions_sent += 1,

@@ -64,11 +64,16 @@ impl Peers {
             .map_err(|_| NotRecorded::TableFull)
     }
 
-    /// The sum of the live reports at `now`, and how many there are.
-    /// Reports older than `max_age` are dropped.
-    pub(crate) fn sum(&mut self, now: Instant, max_age: Duration) -> (f64, usize) {
+    /// The sum of the live reports at `now`, how many there are, and how
+    /// many of them report writes. Reports older than `max_age` are dropped.
+    pub(crate) fn sum(&mut self, now: Instant, max_age: Duration) -> (f64, usize, usize) {
         self.prune(now, max_age);
-        (self.table.iter().map(|p| p.rate).sum(), self.table.len())
+        let writing = self.table.iter().filter(|p| p.rate > 0.0).count();
+        (
+            self.table.iter().map(|p| p.rate).sum(),
+            self.table.len(),
+            writing,
+        )
     }
 
     fn prune(&mut self, now: Instant, max_age: Duration) {
@@ -92,11 +97,11 @@ mod tests {
         p.record(id("a"), 10.0, Instant::from_secs(1), AGE).unwrap();
         p.record(id("b"), 5.0, Instant::from_secs(2), AGE).unwrap();
         p.record(id("a"), 20.0, Instant::from_secs(4), AGE).unwrap();
-        assert_eq!(p.sum(Instant::from_secs(5), AGE), (25.0, 2));
+        assert_eq!(p.sum(Instant::from_secs(5), AGE), (25.0, 2, 2));
         // b's last report is 6 s old at t=8: still counted; at t=9 it is gone.
-        assert_eq!(p.sum(Instant::from_secs(8), AGE), (25.0, 2));
-        assert_eq!(p.sum(Instant::from_secs(9), AGE), (20.0, 1));
-        assert_eq!(p.sum(Instant::from_secs(20), AGE), (0.0, 0));
+        assert_eq!(p.sum(Instant::from_secs(8), AGE), (25.0, 2, 2));
+        assert_eq!(p.sum(Instant::from_secs(9), AGE), (20.0, 1, 1));
+        assert_eq!(p.sum(Instant::from_secs(20), AGE), (0.0, 0, 0));
     }
 
     #[test]

@@ -36,6 +36,7 @@ struct Waiting {
     source: Id,
     strategy: Strategy,
     write_rate: Option<f64>,
+    batch_interval: Option<crate::time::Duration>,
     /// When it was heard: only a store answer to a later request settles it.
     heard: Instant,
 }
@@ -78,6 +79,7 @@ impl Engine {
             Some(w) if w.term == term && w.source == id => {
                 w.strategy = update.strategy;
                 w.write_rate = update.write_rate;
+                w.batch_interval = update.batch_interval;
                 false
             }
             slot => slot
@@ -86,6 +88,7 @@ impl Engine {
                     source: id,
                     strategy: update.strategy,
                     write_rate: update.write_rate,
+                    batch_interval: update.batch_interval,
                     heard: now,
                 })
                 .is_some(),
@@ -161,7 +164,12 @@ impl Engine {
             && self.election.confirmed(waiting.term, source)
         {
             self.stats.term = waiting.term;
-            self.follow_decision(now, waiting.strategy, waiting.write_rate);
+            self.follow_decision(
+                now,
+                waiting.strategy,
+                waiting.write_rate,
+                waiting.batch_interval,
+            );
         } else {
             self.reject(RejectReason::UnconfirmedTerm, None, false);
             self.election.verification.refuted = Some((waiting.term, waiting.source));

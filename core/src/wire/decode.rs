@@ -4,7 +4,9 @@ use super::error::DecodeError;
 use super::escape::JsonStr;
 use super::number::Number;
 use super::scan::Scanner;
+use crate::config_error::{MAX_TTL, MIN_BATCH_INTERVAL};
 use crate::strategy::Strategy;
+use crate::time::Duration;
 
 /// Limits a decode enforces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +84,10 @@ pub struct StrategyUpdate<'a> {
     /// The term of the controller lease the sender held (an extension: the
     /// Python original sends none, and ignores it). A positive integer.
     pub term: Option<u64>,
+    /// The batch interval the fleet runs batched at, when an objective
+    /// policy set it (an extension the original ignores): seconds on the
+    /// wire, from the 10 ms floor to 100 years.
+    pub batch_interval: Option<Duration>,
 }
 
 /// One instance's write rate, reported to the controller every interval.
@@ -205,6 +211,7 @@ struct Fields<'a> {
     write_rate: Option<f64>,
     source: Option<JsonStr<'a>>,
     term: Option<u64>,
+    batch_interval: Option<Duration>,
 }
 
 fn read_fields<'a>(s: &mut Scanner<'a>, limits: Limits) -> Result<Fields<'a>, DecodeError> {
@@ -234,6 +241,7 @@ fn read_fields<'a>(s: &mut Scanner<'a>, limits: Limits) -> Result<Fields<'a>, De
             }
             Field::Source => f.source = nullable(s, |s| string_field(s, "source"))?,
             Field::Term => f.term = nullable(s, term_field)?,
+            Field::BatchInterval => f.batch_interval = nullable(s, interval_field)?,
             Field::Other => s.skip_value()?,
         }
         if !s.eat(b',') {
@@ -253,6 +261,7 @@ enum Field {
     WriteRate,
     Source,
     Term,
+    BatchInterval,
     /// Skipped (an escaped name counts as unknown too).
     Other,
 }
@@ -267,6 +276,7 @@ impl Field {
             "write_rate" => Field::WriteRate,
             "source" => Field::Source,
             "term" => Field::Term,
+            "batch_interval" => Field::BatchInterval,
             _ => Field::Other,
         }
     }
@@ -281,6 +291,7 @@ fn known_field(s: &mut Scanner<'_>) -> Option<Field> {
     s.skip_ws();
     let (literal, field): (&[u8], Field) = match (s.byte_at(1)?, s.byte_at(2)?) {
         (b'a', _) => (b"\"action\": ", Field::Action),
+        (b'b', _) => (b"\"batch_interval\": ", Field::BatchInterval),
         (b'k', _) => (b"\"keys\": ", Field::Keys),
         (b's', b't') => (b"\"strategy\": ", Field::Strategy),
         (b's', _) => (b"\"source\": ", Field::Source),
@@ -313,6 +324,7 @@ impl<'a> Fields<'a> {
                 timestamp: self.timestamp,
                 source: self.source,
                 term: self.term,
+                batch_interval: self.batch_interval,
             }))
         } else if action.eq_str("rate_report") {
             let write_rate = self
@@ -378,6 +390,18 @@ fn number_field(s: &mut Scanner<'_>, field: &'static str) -> Result<f64, DecodeE
 /// Largest term accepted: every integer up to it is exact in an `f64`, so
 /// any JSON reader agrees on its value.
 pub const MAX_TERM: u64 = (1 << 53) - 1;
+
+/// A batch interval in seconds, within what a configuration accepts.
+fn interval_field(s: &mut Scanner<'_>) -> Result<Duration, DecodeError> {
+    let seconds = number_field(s, "batch_interval")?;
+    let (floor, ceiling) = (MIN_BATCH_INTERVAL.as_secs_f64(), MAX_TTL.as_secs_f64());
+    if seconds.is_finite() && (floor..=ceiling).contains(&seconds) {
+        // To the nearest nanosecond: `0.9` is 900 ms, not a hair under.
+        Ok(Duration::from_nanos(libm::round(seconds * 1e9) as u64))
+    } else {
+        Err(DecodeError::WrongType("batch_interval"))
+    }
+}
 
 /// A lease term: an integer in `1..=MAX_TERM`, written without fraction or exponent.
 fn term_field(s: &mut Scanner<'_>) -> Result<u64, DecodeError> {

@@ -70,15 +70,16 @@ where
 /// ```
 /// use aci_core::{wire::encode_strategy_update, Strategy};
 /// let mut out = heapless::Vec::<u8, 256>::new();
-/// encode_strategy_update(&mut out, Strategy::Eager, 20.0, 1795689266.6881335, "61d50dc5fe1b", None).unwrap();
+/// encode_strategy_update(&mut out, Strategy::Eager, 20.0, 1795689266.6881335, "61d50dc5fe1b", None, None).unwrap();
 /// assert_eq!(
 ///     core::str::from_utf8(&out).unwrap(),
 ///     r#"{"action": "strategy_update", "strategy": "eager", "write_rate": 20.0, "timestamp": 1795689266.6881335, "source": "61d50dc5fe1b"}"#
 /// );
-/// // An elected controller adds its lease's term, which the original ignores.
+/// // An elected controller adds its lease's term, and an objective policy
+/// // the batch interval in seconds; the original ignores both.
 /// out.clear();
-/// encode_strategy_update(&mut out, Strategy::Ttl, 0.0, 1.5, "a", Some(7)).unwrap();
-/// assert!(out.ends_with(br#""source": "a", "term": 7}"#));
+/// encode_strategy_update(&mut out, Strategy::Batched, 0.0, 1.5, "a", Some(7), Some(0.9)).unwrap();
+/// assert!(out.ends_with(br#""source": "a", "term": 7, "batch_interval": 0.9}"#));
 /// ```
 pub fn encode_strategy_update<S: Sink + ?Sized>(
     out: &mut S,
@@ -87,6 +88,7 @@ pub fn encode_strategy_update<S: Sink + ?Sized>(
     timestamp: f64,
     source: &str,
     term: Option<u64>,
+    batch_interval: Option<f64>,
 ) -> Result<(), Overflow> {
     out.put(br#"{"action": "strategy_update", "strategy": ""#)?;
     out.put(strategy.as_str().as_bytes())?;
@@ -99,6 +101,10 @@ pub fn encode_strategy_update<S: Sink + ?Sized>(
     if let Some(term) = term {
         out.put(br#", "term": "#)?;
         write_u64(out, term)?;
+    }
+    if let Some(seconds) = batch_interval {
+        out.put(br#", "batch_interval": "#)?;
+        write_float(out, seconds)?;
     }
     out.put(b"}")
 }
@@ -243,7 +249,7 @@ mod tests {
     fn overflow_is_an_error_not_a_panic() {
         let mut out = heapless::Vec::<u8, 16>::new();
         assert_eq!(
-            encode_strategy_update(&mut out, Strategy::Ttl, 0.0, 0.0, "x", None),
+            encode_strategy_update(&mut out, Strategy::Ttl, 0.0, 0.0, "x", None, None),
             Err(Overflow)
         );
     }

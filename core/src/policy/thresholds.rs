@@ -1,5 +1,4 @@
-//! Which strategy a write rate calls for: a pure function, kept apart from the
-//! state it reads.
+//! The original's table, damped: the default policy.
 //!
 //! # The rule
 //!
@@ -22,41 +21,20 @@
 //! A move is also held back while the current strategy is younger than
 //! `min_dwell` (default 0, which never holds anything back).
 
+use super::Policy;
 use crate::strategy::Strategy;
 use crate::time::Duration;
 
-/// The thresholds and damping a decision uses.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Policy {
-    /// Writes/s above which eager is chosen.
-    pub high_threshold: f64,
-    /// Writes/s below which ttl is chosen.
-    pub low_threshold: f64,
-    /// Fractional band around each threshold, in `[0, 1)`.
-    pub hysteresis: f64,
-    /// Least age of the current strategy before it may change.
-    pub min_dwell: Duration,
-}
-
 impl Policy {
-    /// The policy of a validated configuration.
-    pub fn from_config(config: &crate::Config) -> Self {
-        Policy {
-            high_threshold: config.high_threshold(),
-            low_threshold: config.low_threshold(),
-            hysteresis: config.hysteresis(),
-            min_dwell: config.min_dwell(),
-        }
-    }
-
     /// The strategy the original's table gives for `rate`, without damping.
     pub fn table(&self, rate: f64) -> Strategy {
         table(rate, self.low_threshold, self.high_threshold)
     }
 
-    /// The strategy to use next, given the measured `rate`, the `current`
-    /// strategy and how long it has been in force (see the module docs).
-    pub fn decide(&self, rate: f64, current: Strategy, in_current: Duration) -> Strategy {
+    /// The strategy the damped table chooses next, given the measured
+    /// `rate`, the `current` strategy and how long it has been in force (see
+    /// the [module docs](self)).
+    pub fn thresholds(&self, rate: f64, current: Strategy, in_current: Duration) -> Strategy {
         if in_current < self.min_dwell {
             return current;
         }
@@ -78,12 +56,6 @@ impl Policy {
             return down;
         }
         current
-    }
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy::from_config(&crate::Config::default())
     }
 }
 
@@ -114,10 +86,16 @@ mod tests {
     fn original_table_at_zero_hysteresis() {
         let p = policy(0.0);
         for current in Strategy::ALL {
-            assert_eq!(p.decide(5.0, current, Duration::MAX), Strategy::Ttl);
-            assert_eq!(p.decide(10.0, current, Duration::MAX), Strategy::Batched);
-            assert_eq!(p.decide(50.0, current, Duration::MAX), Strategy::Batched);
-            assert_eq!(p.decide(50.1, current, Duration::MAX), Strategy::Eager);
+            assert_eq!(p.thresholds(5.0, current, Duration::MAX), Strategy::Ttl);
+            assert_eq!(
+                p.thresholds(10.0, current, Duration::MAX),
+                Strategy::Batched
+            );
+            assert_eq!(
+                p.thresholds(50.0, current, Duration::MAX),
+                Strategy::Batched
+            );
+            assert_eq!(p.thresholds(50.1, current, Duration::MAX), Strategy::Eager);
         }
     }
 
@@ -126,25 +104,28 @@ mod tests {
         let p = policy(0.2);
         // Inside [40, 60] around high = 50: no move between batched and eager.
         assert_eq!(
-            p.decide(59.0, Strategy::Batched, Duration::MAX),
+            p.thresholds(59.0, Strategy::Batched, Duration::MAX),
             Strategy::Batched
         );
         assert_eq!(
-            p.decide(41.0, Strategy::Eager, Duration::MAX),
+            p.thresholds(41.0, Strategy::Eager, Duration::MAX),
             Strategy::Eager
         );
         assert_eq!(
-            p.decide(61.0, Strategy::Batched, Duration::MAX),
+            p.thresholds(61.0, Strategy::Batched, Duration::MAX),
             Strategy::Eager
         );
         assert_eq!(
-            p.decide(39.0, Strategy::Eager, Duration::MAX),
+            p.thresholds(39.0, Strategy::Eager, Duration::MAX),
             Strategy::Batched
         );
         // A big drop goes straight to ttl; a big rise straight to eager.
-        assert_eq!(p.decide(1.0, Strategy::Eager, Duration::MAX), Strategy::Ttl);
         assert_eq!(
-            p.decide(500.0, Strategy::Ttl, Duration::MAX),
+            p.thresholds(1.0, Strategy::Eager, Duration::MAX),
+            Strategy::Ttl
+        );
+        assert_eq!(
+            p.thresholds(500.0, Strategy::Ttl, Duration::MAX),
             Strategy::Eager
         );
     }
@@ -156,11 +137,11 @@ mod tests {
             ..Policy::default()
         };
         assert_eq!(
-            p.decide(500.0, Strategy::Ttl, Duration::from_secs(5)),
+            p.thresholds(500.0, Strategy::Ttl, Duration::from_secs(5)),
             Strategy::Ttl
         );
         assert_eq!(
-            p.decide(500.0, Strategy::Ttl, Duration::from_secs(6)),
+            p.thresholds(500.0, Strategy::Ttl, Duration::from_secs(6)),
             Strategy::Eager
         );
     }
@@ -168,7 +149,7 @@ mod tests {
     #[test]
     fn nan_rate_is_quiet() {
         assert_eq!(
-            Policy::default().decide(f64::NAN, Strategy::Eager, Duration::MAX),
+            Policy::default().thresholds(f64::NAN, Strategy::Eager, Duration::MAX),
             Strategy::Ttl
         );
     }

@@ -1,23 +1,50 @@
 //! One struct for a whole run.
 
-use aci_core::{Duration, Strategy};
+use aci_core::{Duration, Mode, Objective, Strategy};
 
 use crate::faults::Faults;
 use crate::workload::Workload;
 
 /// How the fleet chooses its strategy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Policy {
-    /// The controller decides from the write rate (the product).
+    /// The controller decides with the original's threshold table (the
+    /// library's default).
     Adaptive,
+    /// The controller keeps reads on other instances within this staleness
+    /// at the least predicted cost ([`Objective::Bounded`]).
+    Bounded(Duration),
+    /// The controller runs the freshest mode whose predicted traffic fits
+    /// this many messages per second ([`Objective::Budget`]).
+    Budget(f64),
     /// One strategy, pinned on every instance (the baselines of `compare`).
     Fixed(Strategy),
+}
+
+impl Policy {
+    /// The objective the instances are configured with.
+    pub fn objective(self) -> Objective {
+        match self {
+            Policy::Bounded(max_staleness) => Objective::Bounded { max_staleness },
+            Policy::Budget(messages_per_second) => Objective::Budget {
+                messages_per_second,
+            },
+            Policy::Adaptive | Policy::Fixed(_) => Objective::Thresholds,
+        }
+    }
+
+    /// Whether a controller chooses (rather than a pin).
+    pub fn decides(self) -> bool {
+        !matches!(self, Policy::Fixed(_))
+    }
 }
 
 impl std::fmt::Display for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Policy::Adaptive => f.write_str("adaptive"),
+            Policy::Adaptive => f.write_str("adaptive (table)"),
+            Policy::Bounded(bound) => write!(f, "bounded {bound}"),
+            Policy::Budget(budget) => write!(f, "budget {budget} msg/s"),
             Policy::Fixed(s) => write!(f, "always-{s}"),
         }
     }
@@ -108,15 +135,25 @@ impl SimConfig {
     /// );
     /// ```
     pub fn staleness_bound(&self, strategy: Strategy) -> Duration {
+        let mode = match strategy {
+            Strategy::Ttl => Mode::Ttl,
+            Strategy::Batched => Mode::Batched(self.cache.batch_interval),
+            Strategy::Eager => Mode::Eager,
+        };
+        self.mode_staleness_bound(mode)
+    }
+
+    /// [`SimConfig::staleness_bound`] of a mode: batched at its own interval.
+    pub fn mode_staleness_bound(&self, mode: Mode) -> Duration {
         let c = &self.cache;
         let hop = self.faults.latency_max;
         if self.faults.lossy() {
             return c.local_ttl + hop;
         }
-        match strategy {
-            Strategy::Eager => hop.saturating_mul(2),
-            Strategy::Batched => c.batch_interval + hop.saturating_mul(3),
-            Strategy::Ttl => c.local_ttl + hop,
+        match mode {
+            Mode::Eager => hop.saturating_mul(2),
+            Mode::Batched(interval) => interval + hop.saturating_mul(3),
+            Mode::Ttl => c.local_ttl + hop,
         }
     }
 }

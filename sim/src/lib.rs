@@ -48,6 +48,8 @@ mod server;
 mod sim;
 mod slab;
 pub mod svg;
+pub mod tune;
+pub mod units;
 pub mod workload;
 
 pub use config::{CacheParams, Policy, SimConfig};

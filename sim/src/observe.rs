@@ -160,7 +160,12 @@ impl Observations {
         self.by_strategy.iter().map(|s| s.reads).sum()
     }
 
-    /// All stale reads.
+    /// Messages published: invalidations, decisions and rate reports.
+    pub fn messages(&self) -> u64 {
+        self.invalidations + self.decisions + self.reports
+    }
+
+    /// Stale reads, by every strategy.
     pub fn stale(&self) -> u64 {
         self.stale_by_write.iter().map(|s| s.reads).sum()
     }

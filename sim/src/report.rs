@@ -7,7 +7,8 @@ use aci_core::{Duration, Strategy};
 use crate::config::{Policy, SimConfig};
 use crate::observe::Observations;
 
-fn ms(d: Duration) -> String {
+/// A duration in milliseconds, one decimal.
+pub fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
@@ -223,24 +224,74 @@ pub fn compare_report(name: &str, config: &SimConfig, runs: &[(Policy, Observati
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "| policy | messages | bytes | stale reads | stale p99 | stale max | hit ratio |"
+        "A policy is dominated when another run sent no more messages and served no more\n\
+         stale reads, one of the two strictly fewer."
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
-    for (policy, obs) in runs {
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "| policy | messages | bytes | stale reads | stale p99 | stale max | hit ratio | dominated by |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|");
+    let dominated = dominators(runs);
+    for ((policy, obs), by) in runs.iter().zip(&dominated) {
         let ages = obs.all_ages();
+        let by: Vec<String> = by.iter().map(|&j| runs[j].0.to_string()).collect();
         let _ = writeln!(
             out,
-            "| {policy} | {} | {} | {} ({:.2}%) | {} | {} | {:.1}% |",
-            obs.invalidations + obs.decisions + obs.reports,
+            "| {policy} | {} | {} | {} ({:.2}%) | {} | {} | {:.1}% | {} |",
+            obs.messages(),
             obs.invalidation_bytes + obs.decision_bytes + obs.report_bytes,
             obs.stale(),
             obs.stale() as f64 / obs.reads().max(1) as f64 * 100.0,
             ms(ages.quantile(0.99)),
             ms(ages.max()),
-            obs.hit_ratio() * 100.0
+            obs.hit_ratio() * 100.0,
+            if by.is_empty() {
+                "—".to_owned()
+            } else {
+                by.join(", ")
+            }
         );
     }
     out
+}
+
+/// For each run, the runs that dominate it: no more messages and no more
+/// stale reads, one of them strictly fewer.
+///
+/// ```
+/// # use aci_sim::{Observations, Policy};
+/// # use aci_core::Strategy;
+/// let run = |messages: u64, stale: u64| {
+///     let mut obs = Observations::default();
+///     obs.invalidations = messages;
+///     obs.stale_by_write[0].reads = stale;
+///     obs
+/// };
+/// let runs = [
+///     (Policy::Fixed(Strategy::Ttl), run(10, 50)),
+///     (Policy::Fixed(Strategy::Eager), run(90, 0)),
+///     (Policy::Adaptive, run(90, 5)),
+/// ];
+/// let by = aci_sim::report::dominators(&runs);
+/// assert_eq!(by, vec![vec![], vec![], vec![1]]);
+/// ```
+pub fn dominators(runs: &[(Policy, Observations)]) -> Vec<Vec<usize>> {
+    let score = |obs: &Observations| (obs.messages(), obs.stale());
+    runs.iter()
+        .map(|(_, a)| {
+            let (am, as_) = score(a);
+            runs.iter()
+                .enumerate()
+                .filter(|(_, (_, b))| {
+                    let (bm, bs) = score(b);
+                    bm <= am && bs <= as_ && (bm < am || bs < as_)
+                })
+                .map(|(j, _)| j)
+                .collect()
+        })
+        .collect()
 }
 
 /// The timeline as CSV: time, offered and measured write rate, each instance's strategy.

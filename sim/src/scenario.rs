@@ -157,31 +157,44 @@ pub fn config(scenario: Scenario, seed: u64, instances: usize, duration: Duratio
     }
 }
 
-/// The same seed under always-ttl, always-batched, always-eager and adaptive.
-///
-/// The four runs are independent and each is deterministic, so they run side
-/// by side, one per core (up to four): the results are the same on any
-/// machine, only sooner. `progress` hears the name of the run that advanced
-/// and the fraction of all four done.
-pub fn compare(
-    config: &SimConfig,
-    progress: impl FnMut(&str, f64) + Send,
-) -> Result<Vec<(Policy, Observations)>, SimError> {
-    let policies = [
+/// The policies `compare` runs by default: the three fixed strategies, the
+/// original's table, and the objective policies at a few settings — a
+/// staleness bound of 1 s and of 500 ms, a budget of 5 and of 20 messages
+/// per second per instance in the fleet.
+pub fn compared_policies(instances: usize) -> Vec<Policy> {
+    let n = instances.max(1) as f64;
+    vec![
         Policy::Fixed(Strategy::Ttl),
         Policy::Fixed(Strategy::Batched),
         Policy::Fixed(Strategy::Eager),
         Policy::Adaptive,
-    ];
+        Policy::Bounded(Duration::from_secs(1)),
+        Policy::Bounded(Duration::from_millis(500)),
+        Policy::Budget(5.0 * n),
+        Policy::Budget(20.0 * n),
+    ]
+}
+
+/// The same seed under every policy of `policies`.
+///
+/// The runs are independent and each is deterministic, so they run side by
+/// side, one per core: the results are the same on any machine, only
+/// sooner. `progress` hears the name of the run that advanced and the
+/// fraction of all of them done.
+pub fn compare(
+    config: &SimConfig,
+    policies: &[Policy],
+    progress: impl FnMut(&str, f64) + Send,
+) -> Result<Vec<(Policy, Observations)>, SimError> {
     let workers = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
         .min(policies.len());
     let next = AtomicUsize::new(0);
     // Each run's fraction done, and the caller's callback.
-    let shared = Mutex::new(([0.0; 4], progress));
+    let shared = Mutex::new((vec![0.0; policies.len()], progress));
     let mut finished = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
-            .map(|_| scope.spawn(|| run_policies(config, &policies, &next, &shared)))
+            .map(|_| scope.spawn(|| run_policies(config, policies, &next, &shared)))
             .collect();
         handles
             .into_iter()
@@ -193,7 +206,8 @@ pub fn compare(
     });
     finished.sort_by_key(|(i, _)| *i);
     policies
-        .into_iter()
+        .iter()
+        .copied()
         .zip(finished)
         .map(|(policy, (_, outcome))| outcome.map(|obs| (policy, obs)))
         .collect()
@@ -203,9 +217,9 @@ pub fn compare(
 /// none is left; each outcome comes with the policy's index.
 fn run_policies<F: FnMut(&str, f64)>(
     config: &SimConfig,
-    policies: &[Policy; 4],
+    policies: &[Policy],
     next: &AtomicUsize,
-    shared: &Mutex<([f64; 4], F)>,
+    shared: &Mutex<(Vec<f64>, F)>,
 ) -> Vec<(usize, Result<Observations, SimError>)> {
     let mut done = Vec::new();
     loop {
@@ -223,7 +237,8 @@ fn run_policies<F: FnMut(&str, f64)>(
                 let mut guard = lock(shared);
                 let (fractions, report) = &mut *guard;
                 fractions[i] = fraction;
-                report(&name, fractions.iter().sum::<f64>() / 4.0);
+                let done = fractions.iter().sum::<f64>() / fractions.len() as f64;
+                report(&name, done);
             })
         });
         done.push((i, outcome));

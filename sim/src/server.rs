@@ -4,7 +4,7 @@
 use aci_cache::instance::LeaseCall;
 use aci_cache::transports::lease::{lease_step, LeaseWrite};
 use aci_cache::transports::LeaseState;
-use aci_core::{Duration, Instant, Strategy};
+use aci_core::{Duration, Instant, Mode, Strategy};
 
 #[derive(Clone, Debug, Default)]
 struct KeyState {
@@ -20,8 +20,8 @@ struct Version {
     /// When its reply reached the writer: from then on the write is
     /// complete, and a read that serves an older version is stale.
     acknowledged: Option<Instant>,
-    /// The writer's strategy when it wrote.
-    strategy: Strategy,
+    /// The writer's mode when it wrote.
+    mode: Mode,
     /// The writing instance.
     writer: usize,
 }
@@ -106,18 +106,12 @@ impl Server {
     }
 
     /// `SET key … PX ttl`: the new version.
-    pub(crate) fn set(
-        &mut self,
-        key: usize,
-        now: Instant,
-        strategy: Strategy,
-        writer: usize,
-    ) -> u64 {
+    pub(crate) fn set(&mut self, key: usize, now: Instant, mode: Mode, writer: usize) -> u64 {
         let k = &mut self.keys[key];
         k.history.push(Version {
             committed: now,
             acknowledged: None,
-            strategy,
+            mode,
             writer,
         });
         k.history.len() as u64
@@ -144,7 +138,7 @@ impl Server {
             .filter_map(|v| {
                 v.acknowledged.map(|acknowledged| Newer {
                     acknowledged,
-                    strategy: v.strategy,
+                    strategy: v.mode.strategy(),
                 })
             })
             .min_by_key(|n| n.acknowledged)
@@ -167,14 +161,10 @@ impl Server {
         (at < committed + self.ttl).then_some(written as u64)
     }
 
-    /// If `version` of `key` has been superseded: when, and by whom in which strategy.
-    pub(crate) fn superseded(
-        &self,
-        key: usize,
-        version: u64,
-    ) -> Option<(Instant, Strategy, usize)> {
+    /// If `version` of `key` has been superseded: when, and by whom in which mode.
+    pub(crate) fn superseded(&self, key: usize, version: u64) -> Option<(Instant, Mode, usize)> {
         let v = self.keys[key].history.get(version as usize)?;
-        Some((v.committed, v.strategy, v.writer))
+        Some((v.committed, v.mode, v.writer))
     }
 
     /// Every key still alive answers its latest acknowledged version: the

@@ -15,7 +15,7 @@ use aci_cache::instance::{Fill, Instance, LeaseCall, Lookup, Outbound, PreparedW
 use aci_cache::transports::{LeaseState, TransportError};
 use aci_cache::{Builder, Role};
 use aci_core::engine::MessageKind;
-use aci_core::{Duration, Instant, Strategy};
+use aci_core::{Duration, Instant, Mode, Strategy};
 use bytes::Bytes;
 
 use crate::config::{Policy, SimConfig};
@@ -67,7 +67,7 @@ enum Event {
         node: usize,
         life: u32,
         key: usize,
-        strategy: Strategy,
+        mode: Mode,
         write: Box<PreparedWrite>,
     },
     WriteAck {
@@ -170,7 +170,12 @@ pub struct Sim {
     seq: u64,
     queue: BinaryHeap<Reverse<Scheduled>>,
     events: Slab<Event>,
+    /// The network's and the adversary's randomness.
     rng: SimRng,
+    /// The workload's own stream (arrivals, keys, which instance): a seed
+    /// offers every policy the same reads and writes, so that `compare`
+    /// sees their differences rather than different traffic.
+    workload_rng: SimRng,
     nodes: Vec<Node>,
     server: Server,
     keys: Vec<String>,
@@ -196,6 +201,7 @@ impl Sim {
     /// A run, ready to start.
     pub fn new(config: SimConfig) -> Result<Sim, SimError> {
         let mut rng = SimRng::new(config.seed);
+        let workload_rng = rng.fork();
         let fail = |message: String| SimError {
             message,
             seed: None,
@@ -237,11 +243,11 @@ impl Sim {
             let s = settings(&config, i, &mut rng).map_err(|e| fail(e.to_string()))?;
             let instance = Instance::new(s).map_err(|e| fail(e.to_string()))?;
             nodes.push(Node {
+                strategy: instance.strategy(),
                 instance,
                 life: 0,
                 alive: true,
                 timer_at: None,
-                strategy: Strategy::Ttl,
                 controller: false,
             });
         }
@@ -260,6 +266,7 @@ impl Sim {
             queue: BinaryHeap::new(),
             events: Slab::default(),
             rng,
+            workload_rng,
             nodes,
             keys,
             channels,
@@ -333,6 +340,10 @@ impl Sim {
             let node = &mut self.nodes[i];
             node.instance.start(Instant::ZERO, 1.8e9);
             node.instance.subscribed();
+            if node.strategy != Strategy::Ttl {
+                // A bounded fleet may start batched: the timeline says so.
+                self.obs.timeline.push((0.0, i, Some(node.strategy)));
+            }
             if let Policy::Fixed(s) = self.config.policy {
                 let out = node.instance.force_strategy(Some(s), Instant::ZERO);
                 self.publish_from(i, out);
@@ -369,9 +380,9 @@ impl Sim {
                 node,
                 life,
                 key,
-                strategy,
+                mode,
                 write,
-            } => self.write_at_server(node, life, key, strategy, write),
+            } => self.write_at_server(node, life, key, mode, write),
             Event::WriteAck {
                 node,
                 life,
@@ -514,7 +525,7 @@ impl Sim {
     fn next_arrival(&mut self, rate: f64, event: Event) {
         // Poisson arrivals at the current rate; an idle shape is polled every 100 ms.
         let gap = if rate > 0.0 {
-            Duration::from_nanos((self.rng.exponential(1e9 / rate)) as u64)
+            Duration::from_nanos((self.workload_rng.exponential(1e9 / rate)) as u64)
         } else {
             Duration::from_millis(100)
         };
@@ -525,7 +536,7 @@ impl Sim {
         let anyone = matches!(writers, None | Some(Writers::All));
         if anyone && self.nodes.iter().all(|n| n.alive) {
             // The common case, without counting: the same draw as below.
-            return Some(self.rng.below(self.nodes.len() as u64) as usize);
+            return Some(self.workload_rng.below(self.nodes.len() as u64) as usize);
         }
         let eligible = |_: usize, n: &Node| {
             n.alive
@@ -544,7 +555,7 @@ impl Sim {
         if count == 0 {
             return None;
         }
-        let nth = self.rng.below(count as u64) as usize;
+        let nth = self.workload_rng.below(count as u64) as usize;
         self.nodes
             .iter()
             .enumerate()
@@ -565,7 +576,7 @@ impl Sim {
         };
         if rate > 0.0 {
             if let Some(node) = self.pick_node(writers) {
-                let key = self.config.workload.keys.pick(&mut self.rng);
+                let key = self.config.workload.keys.pick(&mut self.workload_rng);
                 if write {
                     self.write(node, key);
                 } else {
@@ -583,7 +594,7 @@ impl Sim {
 
     fn write(&mut self, node: usize, key: usize) {
         self.trace.add(key as u64);
-        let strategy = self.nodes[node].instance.strategy();
+        let mode = self.nodes[node].instance.mode();
         let prepared = self.nodes[node]
             .instance
             // No TTL cap: the simulated values live `default_ttl`, at least
@@ -618,7 +629,7 @@ impl Sim {
                 node,
                 life,
                 key,
-                strategy,
+                mode,
                 write: Box::new(write),
             },
         );
@@ -629,10 +640,10 @@ impl Sim {
         node: usize,
         life: u32,
         key: usize,
-        strategy: Strategy,
+        mode: Mode,
         write: Box<PreparedWrite>,
     ) {
-        let version = self.server.set(key, self.now, strategy, node);
+        let version = self.server.set(key, self.now, mode, node);
         self.obs.writes_acked += 1;
         self.fan_out(&write.outbound);
         let ack = self.now + self.config.faults.latency(&mut self.rng);
@@ -719,7 +730,7 @@ impl Sim {
     /// Counts a stale hit (see [`crate::observe::Staleness`]); invariant 2:
     /// a hit serves a version at most its bound behind.
     fn check_fresh(&mut self, reader: usize, key: usize, version: u64) {
-        let Some((superseded_at, writer_strategy, writer)) = self.server.superseded(key, version)
+        let Some((superseded_at, writer_mode, writer)) = self.server.superseded(key, version)
         else {
             return;
         };
@@ -731,19 +742,21 @@ impl Sim {
         // The bound is checked from when Redis ran the newer write, which
         // is stricter than from when it completed.
         let age = self.now - superseded_at;
-        let bound = self.bound(writer_strategy, writer, superseded_at);
+        let bound = self.bound(writer_mode, writer, superseded_at);
         if age > bound {
             let msg = format!(
                 "instance {reader} served k{key} version {version} {age} after it was superseded \
-                 (writer {writer} in {writer_strategy}; bound {bound})"
+                 (writer {writer} in {}; bound {bound})",
+                writer_mode.strategy()
             );
             self.obs.violation(self.now, msg);
         }
     }
 
-    /// The staleness bound of a write committed at `committed` under
-    /// `strategy` by `writer`.
-    fn bound(&self, strategy: Strategy, writer: usize, committed: Instant) -> Duration {
+    /// The staleness bound of a write committed at `committed` in `mode` by
+    /// `writer`. A bounded fleet promises its bound (plus one hop of
+    /// delivery) for every write outside a fault window.
+    fn bound(&self, mode: Mode, writer: usize, committed: Instant) -> Duration {
         let f = &self.config.faults;
         // A writer that crashed after this write may have died with its
         // invalidation unsent (a batch not yet flushed): only local_ttl is
@@ -756,7 +769,11 @@ impl Sim {
         if writer_faulty {
             return self.config.staleness_bound(Strategy::Ttl);
         }
-        self.config.staleness_bound(strategy)
+        let bound = self.config.mode_staleness_bound(mode);
+        match self.config.policy {
+            Policy::Bounded(promise) if !f.lossy() => bound.min(promise + f.latency_max),
+            _ => bound,
+        }
     }
 
     // ----- messages -----
@@ -921,7 +938,7 @@ impl Sim {
             self.obs.switches += 1;
             self.trace.add(strategy as u64 + 100);
             self.obs.timeline.push((self.secs(), node, Some(strategy)));
-            if controller && matches!(self.config.policy, Policy::Adaptive) {
+            if controller && self.config.policy.decides() {
                 self.obs
                     .controller_switches
                     .push((self.secs(), node, strategy));
@@ -1038,11 +1055,10 @@ impl Sim {
         node.alive = true;
         node.life = life + 1;
         node.timer_at = None;
-        node.strategy = Strategy::Ttl;
+        node.strategy = node.instance.strategy();
         node.controller = false;
-        self.obs
-            .timeline
-            .push((self.secs(), index, Some(Strategy::Ttl)));
+        let initial = node.strategy;
+        self.obs.timeline.push((self.secs(), index, Some(initial)));
         if let Policy::Fixed(s) = self.config.policy {
             let out = self.nodes[index].instance.force_strategy(Some(s), self.now);
             self.publish_from(index, out);
@@ -1147,6 +1163,7 @@ fn settings(
         .controller_interval(std(c.controller_interval))
         .sliding_window(std(c.sliding_window))
         .hysteresis(c.hysteresis)
+        .objective(config.policy.objective())
         .near_cache_max_entries(c.near_cache_max_entries)
         .role(if config.election {
             Role::Auto

@@ -130,9 +130,107 @@ fn compare_prints_the_side_by_side_table() {
         "30",
     ]);
     assert_eq!(code, 0);
-    for policy in ["always-ttl", "always-batched", "always-eager", "adaptive"] {
+    for policy in [
+        "always-ttl",
+        "always-batched",
+        "always-eager",
+        "adaptive (table)",
+        "bounded 1s",
+        "bounded 500ms",
+        "budget 25 msg/s",
+        "budget 100 msg/s",
+    ] {
         assert!(stdout.contains(&format!("| {policy} |")), "{stdout}");
     }
+    assert!(stdout.contains("dominated by"), "{stdout}");
+    // A setting of one's own joins the table.
+    let (code, stdout, _) = aci_sim(&[
+        "compare",
+        "--scenario",
+        "steady-low",
+        "--duration",
+        "30s",
+        "--max-staleness",
+        "300ms",
+    ]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("| bounded 300ms |"), "{stdout}");
+}
+
+#[test]
+fn tune_recommends_a_configuration_with_its_figures() {
+    let (code, stdout, stderr) = aci_sim(&[
+        "tune",
+        "--writes",
+        "200",
+        "--reads",
+        "2000",
+        "--instances",
+        "5",
+        "--duration",
+        "60s",
+        "--max-staleness",
+        "1s",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(".max_staleness(Duration::from_millis(1000))"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("settles on batched, each instance flushing every 900ms"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("the bound held"), "{stdout}");
+    assert!(stdout.contains("| bounded 1s (recommended) |"), "{stdout}");
+    assert!(stdout.contains("| adaptive (table) |"), "{stdout}");
+
+    let (code, stdout, _) = aci_sim(&[
+        "tune",
+        "--writes",
+        "5",
+        "--reads",
+        "100",
+        "--duration",
+        "30s",
+        "--budget",
+        "20",
+    ]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains(".message_budget(20.0)"), "{stdout}");
+    assert!(stdout.contains("settles on eager"), "{stdout}");
+    assert!(stdout.contains("within the budget"), "{stdout}");
+
+    // An objective is required, one only, and it must be possible.
+    let (code, _, stderr) = aci_sim(&["tune", "--writes", "5", "--reads", "100"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--max-staleness"), "{stderr}");
+    let (code, _, stderr) = aci_sim(&[
+        "tune",
+        "--writes",
+        "5",
+        "--reads",
+        "1",
+        "--budget",
+        "5",
+        "--max-staleness",
+        "1s",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    let (code, _, stderr) = aci_sim(&[
+        "tune",
+        "--writes",
+        "5",
+        "--reads",
+        "1",
+        "--max-staleness",
+        "50ms",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("max_staleness"), "{stderr}");
+    let (code, _, stderr) = aci_sim(&["tune", "--writes", "5", "--reads", "1", "--budget", "0"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("not a budget"), "{stderr}");
 }
 
 #[test]

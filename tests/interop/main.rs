@@ -138,6 +138,34 @@ fn a_python_follower_applies_an_elected_rust_controllers_decision() {
 }
 
 #[test]
+fn a_python_follower_applies_a_bounded_controllers_decision_and_ignores_its_interval() {
+    let Some(python) = python() else { return };
+    let ns = unique_namespace("interop-bounded");
+    // A 1 s bound the 10 s near-cache TTL cannot keep: decisions name
+    // batched with `"batch_interval": 0.9`, a field the original never read.
+    let controller = rust(&ns, |b| {
+        b.max_staleness(Duration::from_secs(1))
+            .controller_interval(Duration::from_millis(200))
+            .sliding_window(Duration::from_secs(1))
+    });
+    // Idle, the controller announces eager (it costs nothing at no writes).
+    let follower = spawn(&python, &shared_url(), &["follower", &ns, "8"]);
+    assert!(eventually(Duration::from_secs(2), || controller.stats().is_controller).is_some());
+    // 30 writes/s from one writer: a batch of ~27 keys per 0.9 s beats one
+    // message per write.
+    for i in 0..30 {
+        controller.set(&format!("hot:{i}"), "v").unwrap();
+    }
+    follower
+        .wait_for("strategy batched", Duration::from_secs(3))
+        .unwrap_or_else(|seen| panic!("the Python follower did not follow: {seen:?}"));
+    assert_eq!(
+        controller.mode(),
+        aci_cache::Mode::Batched(Duration::from_millis(900).into())
+    );
+}
+
+#[test]
 fn a_rust_follower_applies_a_python_controllers_decision() {
     let Some(python) = python() else { return };
     let ns = unique_namespace("interop-b");

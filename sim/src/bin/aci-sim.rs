@@ -1,11 +1,16 @@
-//! `aci-sim`: run a scenario through the deterministic fleet simulator, or
-//! compare fixed strategies against the adaptive policy. No Redis needed.
+//! `aci-sim`: run a scenario through the deterministic fleet simulator,
+//! compare fixed strategies against the policies, or find the configuration
+//! for a traffic and an objective. No Redis needed.
 //!
 //! ```text
 //! aci-sim run --scenario ramp [--seed N] [--instances N] [--duration 600s] [--csv FILE] [--svg FILE]
+//!             [--max-staleness D | --budget MSG/S]   (the policy; default: the original's table)
 //! aci-sim compare --scenario burst [--seed N] [--instances N] [--duration 600s]
 //!                 [--writes W/S] [--reads R/S] [--keys N] [--zipf S]   (run too)
 //!                 [--loss P] [--duplication P] [--latency-min D] [--latency-mean-extra D] [--latency-max D]
+//!                 [--max-staleness D] [--budget MSG/S]   (one more policy to compare)
+//! aci-sim tune --writes W/S --reads R/S --instances N [--keys N] [--zipf S] [--duration 300s]
+//!              (--max-staleness D | --budget MSG/S)
 //! aci-sim list
 //! ```
 
@@ -16,8 +21,9 @@ use std::time::Instant;
 
 use aci_core::Duration;
 use aci_sim::scenario::{self, Scenario};
+use aci_sim::units::{parse_budget, parse_duration, parse_latency};
 use aci_sim::workload::{Keys, Shape};
-use aci_sim::{report, svg, Sim};
+use aci_sim::{report, svg, Policy, Sim};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -45,11 +51,14 @@ enum Command {
         #[arg(long)]
         svg: Option<PathBuf>,
     },
-    /// Run one seed under always-ttl, always-batched, always-eager and adaptive.
+    /// Run one seed under the fixed strategies, the original's table and the
+    /// objective policies, and mark the dominated ones.
     Compare {
         #[command(flatten)]
         common: Common,
     },
+    /// Recommend a configuration for your traffic and objective, from simulation.
+    Tune(aci_sim::tune::TuneArgs),
     /// List the scenarios.
     List,
 }
@@ -95,12 +104,30 @@ struct Common {
     /// Largest one-way latency (the tail is cut there).
     #[arg(long, value_parser = parse_latency)]
     latency_max: Option<Duration>,
+    /// Keep reads within this staleness (1s, 250ms) at the least cost:
+    /// `run` uses this policy; `compare` adds it to the policies compared.
+    #[arg(long, value_parser = parse_duration, conflicts_with = "budget")]
+    max_staleness: Option<Duration>,
+    /// Run the freshest mode that fits this many messages/s, fleet-wide:
+    /// `run` uses this policy; `compare` adds it to the policies compared.
+    #[arg(long, value_parser = parse_budget)]
+    budget: Option<f64>,
 }
 
 impl Common {
+    /// The objective policy given on the command line, if any.
+    fn objective(&self) -> Option<Policy> {
+        self.max_staleness
+            .map(Policy::Bounded)
+            .or(self.budget.map(Policy::Budget))
+    }
+
     /// The scenario's configuration with the command line's overrides.
     fn config(&self) -> Result<aci_sim::SimConfig, String> {
         let mut c = scenario::config(self.scenario, self.seed, self.instances, self.duration);
+        if let Some(policy) = self.objective() {
+            c.policy = policy;
+        }
         let rate = |name: &str, r: f64| {
             if r.is_finite() && r >= 0.0 {
                 Ok(r)
@@ -162,48 +189,6 @@ fn parse_scenario(name: &str) -> Result<Scenario, String> {
         let names: Vec<&str> = Scenario::ALL.iter().map(|(_, n)| *n).collect();
         format!("unknown scenario; one of: {}", names.join(", "))
     })
-}
-
-/// A latency: like a duration, but also in µs, and zero is allowed.
-fn parse_latency(text: &str) -> Result<Duration, String> {
-    if let Some(micros) = text.strip_suffix("us").or_else(|| text.strip_suffix("µs")) {
-        let value: f64 = micros
-            .parse()
-            .map_err(|_| format!("not a latency: {text:?} (try 200us, 1ms)"))?;
-        if !(value >= 0.0 && value.is_finite()) {
-            return Err("a latency cannot be negative".into());
-        }
-        return Ok(Duration::from_nanos((value * 1e3) as u64));
-    }
-    if text
-        .trim_end_matches(|c: char| c.is_ascii_alphabetic())
-        .parse()
-        == Ok(0.0)
-    {
-        return Ok(Duration::ZERO);
-    }
-    parse_duration(text)
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(text.len()),
-    );
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("not a duration: {text:?} (try 600s, 10m, 1h)"))?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "ms" => value / 1e3,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("unknown unit {unit:?} (s, ms, m, h)")),
-    };
-    if !(seconds > 0.0 && seconds.is_finite()) {
-        return Err("the duration must be positive".into());
-    }
-    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// Whether a file can be written at `path`: its directory exists.
@@ -349,6 +334,28 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Tune(args) => {
+            let config = match args.config() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("aci-sim: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let mut progress = Progress::new("tune");
+            let found = aci_sim::tune::tune(&config, |_, f| progress.update(f));
+            progress.finish();
+            match found {
+                Ok(r) => {
+                    print!("{}", aci_sim::tune::tune_report(&r));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("aci-sim: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Compare { common } => {
             let config = match common.config() {
                 Ok(c) => c,
@@ -357,9 +364,13 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let mut policies = scenario::compared_policies(config.instances);
+            if let Some(extra) = common.objective().filter(|p| !policies.contains(p)) {
+                policies.push(extra);
+            }
             let mut progress = Progress::new(common.scenario.name());
-            // The four runs advance together: one bar for all of them.
-            let runs = scenario::compare(&config, |_, f| progress.update(f));
+            // The runs advance together: one bar for all of them.
+            let runs = scenario::compare(&config, &policies, |_, f| progress.update(f));
             progress.finish();
             match runs {
                 Ok(runs) => {

@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         Message::StrategyUpdate(update) => {
             let source = update.source.map(|s| s.to_string()).unwrap_or_default();
             let rate = update.write_rate.unwrap_or(0.0);
-            encode_strategy_update(&mut out, update.strategy, rate, update.timestamp.map_or(0.0, f64::from), &source, update.term).unwrap();
+            encode_strategy_update(&mut out, update.strategy, rate, update.timestamp.map_or(0.0, f64::from), &source, update.term, update.batch_interval.map(|b| b.as_secs_f64())).unwrap();
             let Ok(Message::StrategyUpdate(again)) = decode(&out, limits) else {
                 panic!("re-encoded decision did not decode");
             };

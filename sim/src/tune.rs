@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 
 use aci_core::policy::{FleetLoad, Mode, Objective};
-use aci_core::{Config, Duration, Strategy};
+use aci_core::{Duration, Strategy};
 
 use crate::config::{Policy, SimConfig};
 use crate::scenario::{self, Scenario};
@@ -135,20 +135,10 @@ pub fn tune(
 /// The mode the policy's controller settles on at the configured steady
 /// traffic, and the model's messages per second in it.
 fn settle(config: &SimConfig) -> Result<(Mode, f64), String> {
-    let c = &config.cache;
-    let core = Config::builder()
-        .high_threshold(c.high_threshold)
-        .low_threshold(c.low_threshold)
-        .default_ttl(c.default_ttl)
-        .local_ttl(c.local_ttl)
-        .batch_interval(c.batch_interval)
-        .controller_interval(c.controller_interval)
-        .sliding_window(c.sliding_window)
-        .hysteresis(c.hysteresis)
-        .objective(config.policy.objective())
-        .build()
-        .map_err(|e| e.to_string())?;
-    let policy = aci_core::Policy::from_config(&core);
+    // The configuration every simulated instance gets.
+    let mut rng = crate::rng::SimRng::new(config.seed);
+    let settings = crate::sim::settings(config, 0, &mut rng).map_err(|e| e.to_string())?;
+    let policy = aci_core::Policy::from_config(settings.core());
     let load = FleetLoad {
         write_rate: config.workload.writes.rate(0.0),
         writers: config.instances,

@@ -257,7 +257,7 @@ impl Instance {
         let engine = Engine::new(settings.core.clone(), &settings.instance_id)?;
         let controller = engine.is_controller();
         let strategy = engine.strategy() as u8;
-        let batch_interval = batch_interval_of(&engine);
+        let batch_interval = engine.batch_interval().as_nanos();
         Ok(Instance {
             near: NearCache::new(
                 settings.near_max_entries,
@@ -906,7 +906,7 @@ impl Instance {
         self.strategy
             .store(engine.strategy() as u8, Ordering::Relaxed);
         self.batch_interval
-            .store(batch_interval_of(engine), Ordering::Relaxed);
+            .store(engine.batch_interval().as_nanos(), Ordering::Relaxed);
         let deadline = engine
             .poll_timeout()
             .map_or(NO_DEADLINE, |at| at.as_nanos().min(NO_DEADLINE - 1));
@@ -954,13 +954,4 @@ const NO_DEADLINE: u64 = u64::MAX;
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section leaves the data consistent; recover from poisoning.
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The interval `engine` batches at now, or would if batched.
-fn batch_interval_of(engine: &Engine) -> u64 {
-    let mode = engine.mode();
-    let interval = mode
-        .batch_interval()
-        .unwrap_or_else(|| engine.policy().batched_interval());
-    interval.as_nanos()
 }

@@ -211,6 +211,11 @@ impl Engine {
             Strategy::Eager => Mode::Eager,
         }
     }
+    /// The interval batches are flushed on when batched: the latest
+    /// decision's, else the policy's.
+    pub fn batch_interval(&self) -> crate::time::Duration {
+        self.batch_interval
+    }
     /// The policy decisions are made by.
     pub fn policy(&self) -> &Policy {
         &self.policy

@@ -452,7 +452,7 @@ fn expected_events(config: &SimConfig) -> f64 {
     writes + reads + intervals * per_interval
 }
 
-fn settings(
+pub(crate) fn settings(
     config: &SimConfig,
     index: usize,
     rng: &mut SimRng,

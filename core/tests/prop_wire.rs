@@ -190,3 +190,51 @@ fn agreement_with_serde_json_on_acceptance() {
         assert!(decode(text.as_bytes(), Limits::default()).is_ok(), "{text}");
     }
 }
+
+/// Decoding once and handing the detached result to many engines gives each
+/// what decoding would: `attach(detach(decode(p)))` is `decode(p)`.
+fn detach_round_trip(text: &str) -> Result<(), TestCaseError> {
+    let decoded = decode(text.as_bytes(), limits());
+    if let Ok(message) = decoded {
+        let detached = message.detach(text);
+        prop_assert_eq!(detached.attach(text), Some(message));
+        // A copy of the text, elsewhere in memory, reads the same.
+        let copy = text.to_owned();
+        prop_assert_eq!(
+            detached.attach(&copy),
+            decode(copy.as_bytes(), limits()).ok()
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn a_detached_message_attaches_to_what_decode_gives(
+        keys in prop::collection::vec(key(), 0..8),
+        strat in strategy(),
+        rate in finite(),
+        timestamp in finite(),
+        source in key(),
+        term in proptest::option::of(1..=aci_core::wire::MAX_TERM),
+        interval_ms in proptest::option::of(10u64..86_400_000),
+    ) {
+        let mut buf = heapless::Vec::<u8, 32768>::new();
+        encode_invalidation(&mut buf, keys.iter().map(String::as_str), strat, timestamp, &source).unwrap();
+        detach_round_trip(std::str::from_utf8(&buf).unwrap())?;
+        buf.clear();
+        let interval = interval_ms.map(|ms| ms as f64 / 1000.0);
+        encode_strategy_update(&mut buf, strat, rate, timestamp, &source, term, interval).unwrap();
+        detach_round_trip(std::str::from_utf8(&buf).unwrap())?;
+        buf.clear();
+        aci_core::wire::encode_rate_report(&mut buf, rate.abs(), timestamp, &source).unwrap();
+        detach_round_trip(std::str::from_utf8(&buf).unwrap())?;
+    }
+
+    #[test]
+    fn any_text_detaches_and_attaches_as_it_decodes(text in ".{0,200}") {
+        detach_round_trip(&text)?;
+    }
+}

@@ -674,8 +674,34 @@ impl Instance {
 
     /// A message arrived on a subscribed channel.
     pub fn handle_message(&self, channel: &str, payload: &[u8], now: Instant) -> Outbound {
+        self.handle_with(channel, payload, |engine| {
+            engine.handle_message(now, channel, payload)
+        })
+    }
+
+    /// [`Instance::handle_message`] with the payload already decoded
+    /// ([`Engine::handle_decoded`]): for a driver that decodes each payload
+    /// once and hands it to many instances, as the simulator does.
+    pub fn handle_decoded(
+        &self,
+        channel: &str,
+        payload: &[u8],
+        decoded: Result<aci_core::wire::Message<'_>, aci_core::wire::DecodeError>,
+        now: Instant,
+    ) -> Outbound {
+        self.handle_with(channel, payload, |engine| {
+            engine.handle_decoded(now, channel, payload, decoded)
+        })
+    }
+
+    fn handle_with(
+        &self,
+        channel: &str,
+        payload: &[u8],
+        handle: impl FnOnce(&mut Engine) -> std::result::Result<Handled, aci_core::Rejection>,
+    ) -> Outbound {
         self.with_engine(|engine| {
-            match engine.handle_message(now, channel, payload) {
+            match handle(engine) {
                 Ok(Handled::Invalidation { foreign, .. }) if foreign > 0 => {
                     tracing::warn!(
                         channel,

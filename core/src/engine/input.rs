@@ -10,7 +10,7 @@ use crate::stats::{RejectReason, SwitchCause};
 use crate::strategy::{Role, Strategy};
 use crate::time::{Duration, Instant};
 use crate::wire::{
-    decode, escaped_len, DecodeError, Invalidation, Message, RateReport, SignatureError,
+    decode, escaped_len, DecodeError, Invalidation, Limits, Message, RateReport, SignatureError,
     StrategyUpdate, MAX_ESCAPE_PER_BYTE,
 };
 
@@ -195,6 +195,36 @@ impl Engine {
         payload: &[u8],
     ) -> Result<Handled, Rejection> {
         let now = self.observe(now);
+        self.handle_parts(now, channel, payload, |limits| decode(payload, limits))
+    }
+
+    /// [`Engine::handle_message`] with the payload already decoded:
+    /// `decoded` must be `wire::decode(payload, Limits::from_config(config))`
+    /// for this engine's configuration (checked in debug builds). For a
+    /// driver that hands one message to many engines (the simulator decodes
+    /// each published payload once for the whole fleet); the signature is
+    /// still checked here, on `payload`, before anything is applied.
+    pub fn handle_decoded(
+        &mut self,
+        now: Instant,
+        channel: &str,
+        payload: &[u8],
+        decoded: Result<Message<'_>, DecodeError>,
+    ) -> Result<Handled, Rejection> {
+        debug_assert_eq!(decoded, decode(payload, self.limits));
+        let now = self.observe(now);
+        self.handle_parts(now, channel, payload, |_| decoded)
+    }
+
+    /// Checks the channel and the signature, then decodes (once the
+    /// signature is good) and applies.
+    fn handle_parts<'p>(
+        &mut self,
+        now: Instant,
+        channel: &str,
+        payload: &'p [u8],
+        decode: impl FnOnce(Limits) -> Result<Message<'p>, DecodeError>,
+    ) -> Result<Handled, Rejection> {
         let on_invalidation = channel == self.config.invalidation_channel();
         if !on_invalidation && channel != self.config.strategy_channel() {
             return Err(self.reject(RejectReason::WrongChannel, None, false));
@@ -210,7 +240,7 @@ impl Engine {
                 return Err(self.reject(reason, None, false));
             }
         }
-        let message = match decode(payload, self.limits) {
+        let message = match decode(self.limits) {
             Ok(message) => message,
             Err(error) => {
                 // An invalidation we cannot read whole may have named keys we

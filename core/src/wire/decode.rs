@@ -110,6 +110,14 @@ pub struct Keys<'a> {
 }
 
 impl<'a> Keys<'a> {
+    /// The array `array` (brackets included), validated to hold `len` keys.
+    pub(crate) fn new(array: &'a str, len: usize) -> Self {
+        Keys { array, len }
+    }
+    /// The array's text, brackets included.
+    pub(crate) fn array(&self) -> &'a str {
+        self.array
+    }
     /// Number of keys listed.
     pub fn len(&self) -> usize {
         self.len

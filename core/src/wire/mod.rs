@@ -14,6 +14,7 @@
 //! exactly what Python's `json.dumps` writes, so mixed fleets see one format.
 
 mod decode;
+mod detached;
 mod encode;
 mod error;
 mod escape;
@@ -25,6 +26,7 @@ mod sink;
 pub use decode::{
     decode, Invalidation, Keys, KeysIter, Limits, Message, RateReport, StrategyUpdate, MAX_TERM,
 };
+pub use detached::Detached;
 pub(crate) use encode::encode_invalidation_prefixed;
 pub use encode::{
     encode_invalidation, encode_rate_report, encode_strategy_update, invalidation_len,

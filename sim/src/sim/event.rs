@@ -7,6 +7,8 @@ use aci_cache::instance::{LeaseCall, Outbound, PreparedWrite};
 use aci_cache::transports::{LeaseState, TransportError};
 use aci_core::{Instant, Mode, Strategy};
 
+use super::published::Published;
+
 /// Kept small (the rare, large payloads are boxed): every event is moved
 /// into the slab and out again.
 pub(super) enum Event {
@@ -51,8 +53,9 @@ pub(super) enum Event {
         node: usize,
         life: u32,
         channel: usize,
-        /// Shared by every subscriber's copy (the run is single-threaded).
-        payload: Rc<[u8]>,
+        /// Shared by every subscriber's copy (the run is single-threaded),
+        /// decoded once.
+        payload: Rc<Published>,
     },
     Timer {
         node: usize,

@@ -9,6 +9,7 @@ use aci_core::engine::MessageKind;
 use aci_core::{Duration, Strategy};
 
 use super::event::Event;
+use super::published::Published;
 use super::{Sim, INVALIDATION, LEASE_TIMEOUT, STRATEGY};
 use crate::faults::Fate;
 
@@ -67,12 +68,13 @@ impl Sim {
                     self.obs.decision_bytes += bytes;
                 }
             }
-            self.deliver_to_all(channel, m.payload.into());
+            let published = Rc::new(Published::new(m.payload, self.limits));
+            self.deliver_to_all(channel, published);
         }
     }
 
     /// Sends one published message to every subscriber, through the links.
-    pub(super) fn deliver_to_all(&mut self, channel: usize, payload: Rc<[u8]>) {
+    pub(super) fn deliver_to_all(&mut self, channel: usize, payload: Rc<Published>) {
         for node in 0..self.nodes.len() {
             let n = &self.nodes[node];
             if !n.alive || !n.instance.is_subscribed() || self.cut_off(node) {
@@ -138,6 +140,7 @@ impl Sim {
         let payload = format!(
             r#"{{"action": "strategy_update", "strategy": "{strategy}", "write_rate": 0.0, "timestamp": 1.0, "source": "{source}", "term": {term}}}"#
         );
-        self.deliver_to_all(STRATEGY, payload.into_bytes().into());
+        let published = Rc::new(Published::new(payload.as_bytes(), self.limits));
+        self.deliver_to_all(STRATEGY, published);
     }
 }

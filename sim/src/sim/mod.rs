@@ -19,6 +19,7 @@ mod lifecycle;
 mod messages;
 mod oracle;
 mod paths;
+mod published;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -96,6 +97,8 @@ pub struct Sim {
     server: Server,
     keys: Vec<String>,
     channels: [String; 2],
+    /// What every instance's decoder accepts (one configuration for the fleet).
+    limits: aci_core::wire::Limits,
     /// Reads in flight: the leader's fill and the key index.
     reads: Slab<(Fill, usize)>,
     obs: Observations,
@@ -186,6 +189,7 @@ impl Sim {
             nodes,
             keys,
             channels,
+            limits: aci_core::wire::Limits::from_config(probe.core()),
             reads: Slab::default(),
             obs: Observations::default(),
             trace: TraceHash::default(),
@@ -368,9 +372,10 @@ impl Sim {
             } => {
                 self.trace.add(node as u64);
                 if self.live(node, life) && self.nodes[node].instance.is_subscribed() {
-                    let out = self.nodes[node].instance.handle_message(
+                    let out = self.nodes[node].instance.handle_decoded(
                         &self.channels[channel],
-                        &payload,
+                        payload.bytes(),
+                        payload.message(),
                         self.now,
                     );
                     self.publish_from(node, out);

@@ -70,8 +70,7 @@ impl Sim {
 
     pub(super) fn controller_switched(&mut self, controller: usize, strategy: Strategy) {
         // The decision reaches Redis and then every subscriber within two hops.
-        let check =
-            self.now + self.config.faults.latency_max.saturating_mul(2) + Duration::from_micros(1);
+        let check = self.now + self.links.max_hop().saturating_mul(2) + Duration::from_micros(1);
         self.schedule(
             check,
             Event::ConvergenceCheck {

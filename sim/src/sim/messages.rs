@@ -17,23 +17,26 @@ impl Sim {
     pub(super) fn publish_from(&mut self, node: usize, mut outbound: Outbound) {
         if let Some(call) = outbound.take_lease() {
             let life = self.nodes[node].life;
-            if self.cut_off(node) {
-                // The request never arrives; the client times out.
-                let at = self.now + LEASE_TIMEOUT;
-                let answer = Box::new(Err(TransportError::Timeout(
-                    std::time::Duration::from_secs(1),
-                )));
-                self.schedule(at, Event::LeaseReply { node, life, answer });
-            } else {
-                let at = self.now + self.config.faults.latency(&mut self.rng);
-                let call = Box::new(call);
-                self.schedule(at, Event::LeaseAtServer { node, life, call });
+            match self.links.send(node, self.now, &mut self.rng) {
+                Some(at) => {
+                    let call = Box::new(call);
+                    self.schedule(at, Event::LeaseAtServer { node, life, call });
+                }
+                None => {
+                    // The request never arrives; the client times out.
+                    let at = self.now + LEASE_TIMEOUT;
+                    let answer = Box::new(Err(TransportError::Timeout(
+                        std::time::Duration::from_secs(1),
+                    )));
+                    self.schedule(at, Event::LeaseReply { node, life, answer });
+                }
             }
         }
         if !outbound.has_messages() {
             return;
         }
-        let at = self.now + self.config.faults.latency(&mut self.rng);
+        // A cut-off publisher's message is lost at Redis (`PublishAtServer`).
+        let at = self.now + self.links.hop(&mut self.rng);
         let outbound = Box::new(outbound);
         self.schedule(at, Event::PublishAtServer { node, outbound });
     }
@@ -81,7 +84,7 @@ impl Sim {
                 continue;
             }
             let life = n.life;
-            let delays = match self.config.faults.fate(&mut self.rng) {
+            let delays = match self.links.fate(&mut self.rng) {
                 Fate::Drop => {
                     self.obs.lost_deliveries += 1;
                     continue;

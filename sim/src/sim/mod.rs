@@ -8,7 +8,8 @@
 //! order, so a seed determines the run bit for bit.
 //!
 //! By concern, as turmoil separates its world, hosts and links: this file
-//! holds the world (the state, the event loop and the dispatch); `event`
+//! holds the world (the state, the event loop and the dispatch); `link` the
+//! link model (latency, partitions, a delivery's fate) as one object; `event`
 //! the events and the queue's entries; `paths` the workload and the read
 //! and write paths; `messages` publishing, fan-out through the links and
 //! the adversary; `lifecycle` timers, elections, crashes and restarts;
@@ -16,6 +17,7 @@
 
 mod event;
 mod lifecycle;
+mod link;
 mod messages;
 mod oracle;
 mod paths;
@@ -89,6 +91,7 @@ pub struct Sim {
     events: Slab<Event>,
     /// The network's and the adversary's randomness.
     rng: SimRng,
+    links: link::Links,
     /// The workload's own stream (arrivals, keys, which instance): a seed
     /// offers every policy the same reads and writes, so that `compare`
     /// sees their differences rather than different traffic.
@@ -186,6 +189,7 @@ impl Sim {
             events: Slab::default(),
             rng,
             workload_rng,
+            links: link::Links::new(config.faults.clone()),
             nodes,
             keys,
             channels,
@@ -331,7 +335,7 @@ impl Sim {
                 read,
                 exec,
             } => {
-                let result = if self.config.faults.partitioned(node, secs_of(exec)) {
+                let result = if self.links.cut_off(node, exec) {
                     Err(())
                 } else {
                     Ok(self.server.get(self.keys_index(read), exec))
@@ -346,7 +350,7 @@ impl Sim {
             Event::LeaseAtServer { node, life, call } => {
                 let answer = self.server.lease(self.now, &call);
                 if !matches!(call.op, aci_core::LeaseOp::Release { .. }) {
-                    let at = self.now + self.config.faults.latency(&mut self.rng);
+                    let at = self.now + self.links.hop(&mut self.rng);
                     let answer = Box::new(Ok(answer));
                     self.schedule(at, Event::LeaseReply { node, life, answer });
                 }
@@ -438,7 +442,7 @@ impl Sim {
     }
 
     fn cut_off(&self, node: usize) -> bool {
-        self.config.faults.partitioned(node, self.secs())
+        self.links.cut_off(node, self.now)
     }
 }
 

@@ -5,7 +5,7 @@
 use aci_core::{Duration, Instant, Mode, Strategy};
 
 use super::event::Event;
-use super::{secs_of, Sim};
+use super::Sim;
 use crate::config::Policy;
 use crate::observe::Sample;
 
@@ -40,7 +40,6 @@ impl Sim {
     /// `writer`. A bounded fleet promises its bound (plus one hop of
     /// delivery) for every write outside a fault window.
     pub(super) fn bound(&self, mode: Mode, writer: usize, committed: Instant) -> Duration {
-        let f = &self.config.faults;
         // A writer that crashed after this write may have died with its
         // invalidation unsent (a batch not yet flushed): only local_ttl is
         // promised then. The crash takes whoever leads at the time, so the
@@ -48,13 +47,15 @@ impl Sim {
         let died_owing = self
             .crashed
             .is_some_and(|(victim, at)| victim == writer && committed <= at);
-        let writer_faulty = f.outages.iter().any(|o| o.instance == writer) || died_owing;
+        let writer_faulty = self.links.ever_cut_off(writer) || died_owing;
         if writer_faulty {
             return self.config.staleness_bound(Strategy::Ttl);
         }
         let bound = self.config.mode_staleness_bound(mode);
         match self.config.policy {
-            Policy::Bounded(promise) if !f.lossy() => bound.min(promise + f.latency_max),
+            Policy::Bounded(promise) if !self.links.lossy() => {
+                bound.min(promise + self.links.max_hop())
+            }
             _ => bound,
         }
     }
@@ -69,17 +70,12 @@ impl Sim {
     ) {
         // A controller cut off from Redis while announcing reaches nobody;
         // its next announcement after the partition is what counts.
-        let hop = self.config.faults.latency_max.as_nanos() as f64 / 1e9;
-        let announced_from_cut_off = self.config.faults.partitioned(controller, secs_of(since))
-            || self
-                .config
-                .faults
-                .partitioned(controller, secs_of(since) + hop);
+        let announced_from_cut_off = self.links.may_have_cut(controller, since);
         let c = &self.nodes[controller];
         if c.strategy != strategy
             || !c.alive
             || !c.controller
-            || self.config.faults.lossy()
+            || self.links.lossy()
             || announced_from_cut_off
         {
             return;

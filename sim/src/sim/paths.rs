@@ -97,7 +97,7 @@ impl Sim {
             }
         };
         self.after(node);
-        if self.cut_off(node) {
+        let Some(at) = self.links.send(node, self.now, &mut self.rng) else {
             // The SET never reaches Redis: the cache forgets the key locally.
             let cut_off = Err(TransportError::Unavailable("partitioned".into()));
             let _ = self.nodes[node].instance.finish_write(
@@ -109,8 +109,7 @@ impl Sim {
             );
             self.obs.failed_writes += 1;
             return;
-        }
-        let at = self.now + self.config.faults.latency(&mut self.rng);
+        };
         let life = self.nodes[node].life;
         self.schedule(
             at,
@@ -135,7 +134,7 @@ impl Sim {
         let version = self.server.set(key, self.now, mode, node);
         self.obs.writes_acked += 1;
         self.fan_out(&write.outbound);
-        let ack = self.now + self.config.faults.latency(&mut self.rng);
+        let ack = self.now + self.links.hop(&mut self.rng);
         self.schedule(
             ack,
             Event::WriteAck {
@@ -162,14 +161,11 @@ impl Sim {
             }
             Lookup::Fill(fill) => {
                 let slot = self.reads.insert((fill, key));
-                if self.cut_off(node) {
-                    self.finish_read(node, self.nodes[node].life, slot, Err(()));
-                } else {
+                if let Some(exec) = self.links.send(node, self.now, &mut self.rng) {
                     // One event for the round trip: the GET runs one hop out
                     // (`exec`), its answer is read from the server's history
                     // when the reply lands.
-                    let exec = self.now + self.config.faults.latency(&mut self.rng);
-                    let reply = exec + self.config.faults.latency(&mut self.rng);
+                    let reply = exec + self.links.hop(&mut self.rng);
                     let life = self.nodes[node].life;
                     self.schedule(
                         reply,
@@ -180,6 +176,8 @@ impl Sim {
                             exec,
                         },
                     );
+                } else {
+                    self.finish_read(node, self.nodes[node].life, slot, Err(()));
                 }
             }
             Lookup::Wait(_) => self.obs.coalesced_reads += 1,

@@ -13,13 +13,14 @@ use proptest::prelude::*;
 use proptest::strategy::Strategy as _;
 
 fn load() -> impl proptest::strategy::Strategy<Value = FleetLoad> {
-    (0.0f64..20_000.0, 0usize..40, 1usize..80).prop_map(|(write_rate, writers, instances)| {
-        FleetLoad {
+    (0.0f64..20_000.0, 0usize..40, 1usize..80, any::<bool>()).prop_map(
+        |(write_rate, writers, instances, complete)| FleetLoad {
             write_rate,
             writers,
             instances,
-        }
-    })
+            complete,
+        },
+    )
 }
 
 fn mode() -> impl proptest::strategy::Strategy<Value = Mode> {
@@ -72,6 +73,12 @@ proptest! {
         prop_assert!(p.staleness_bound(p.initial()) <= bound);
         let chosen = p.decide(&load, current, Duration::from_millis(age_ms));
         prop_assert!(p.staleness_bound(chosen) <= bound, "{chosen:?} for {bound:?}");
+        // A choice that needs the fleet's load waits until it is heard (ttl,
+        // when local_ttl keeps the bound, needs none).
+        if !load.complete && p.staleness_bound(current) <= bound && p.local_ttl > bound {
+            prop_assert_eq!(chosen, current, "moved before hearing the fleet");
+        }
+        let load = FleetLoad { complete: true, ..load };
         // Past the dwell, one decision settles a steady load: no flapping.
         let settled = p.decide(&load, chosen, Duration::MAX);
         prop_assert!(p.staleness_bound(settled) <= bound);
@@ -89,6 +96,10 @@ proptest! {
     ) {
         let objective = Objective::Budget { messages_per_second: budget };
         let p = policy(objective, local_ttl_ms, 100, h, 0).unwrap();
+        // Before the controller has heard the whole fleet, nothing moves.
+        let partial = FleetLoad { complete: false, ..load };
+        prop_assert_eq!(p.decide(&partial, current, Duration::MAX), current);
+        let load = FleetLoad { complete: true, ..load };
         let first = p.decide(&load, current, Duration::MAX);
         let ttl_fits = p.predicted_messages(Mode::Ttl, &load) <= budget;
         if ttl_fits {

@@ -81,7 +81,7 @@ proptest! {
         let rate = from + at * (to - from);
         prop_assert_eq!(policy.thresholds(rate, current, Duration::MAX), original_table(rate, low, high));
         // The default objective is that table, whatever the fleet's shape.
-        let load = FleetLoad { write_rate: rate, writers: 3, instances: 7 };
+        let load = FleetLoad { write_rate: rate, writers: 3, instances: 7, complete: true };
         let mode = policy.decide(&load, policy.mode_of(current), Duration::MAX);
         prop_assert_eq!(mode, policy.mode_of(original_table(rate, low, high)));
     }

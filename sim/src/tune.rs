@@ -143,6 +143,7 @@ fn settle(config: &SimConfig) -> Result<(Mode, f64), String> {
         write_rate: config.workload.writes.rate(0.0),
         writers: config.instances,
         instances: config.instances,
+        complete: true,
     };
     let mut mode = policy.initial();
     for _ in 0..4 {

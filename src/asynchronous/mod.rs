@@ -870,7 +870,8 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
     ///     .message_budget(50.0)
     ///     .transport(MemoryTransport::new())
     ///     .await?;
-    /// assert_eq!(cache.mode(), Mode::Ttl);
+    /// // A budget starts batched at `batch_interval` until the fleet is heard.
+    /// assert_eq!(cache.mode(), Mode::Batched(std::time::Duration::from_millis(2500).into()));
     /// # Ok(())
     /// # }
     /// ```

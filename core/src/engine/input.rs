@@ -441,6 +441,8 @@ impl Engine {
             write_rate: rate,
             writers: writing + usize::from(own > 0.0),
             instances: reporting + 1,
+            complete: now.saturating_duration_since(self.listening_since)
+                >= self.config.sliding_window() + self.config.controller_interval(),
         };
         let current = self.mode();
         let decision = match self.forced {

@@ -109,6 +109,10 @@ pub struct Engine {
     /// latest decision followed carried.
     batch_interval: crate::time::Duration,
     strategy_since: Instant,
+    /// When this engine last started. Every instance's window is full one
+    /// `sliding_window` later, and its next report arrives within one
+    /// `controller_interval`: from then on the fleet's rate is whole.
+    listening_since: Instant,
     forced: Option<Strategy>,
     tracker: RateTracker<DEFAULT_BUCKETS>,
     batch: DefaultBatchBuffer,
@@ -175,6 +179,7 @@ impl Engine {
             instance_id: id,
             running: false,
             strategy_since: Instant::ZERO,
+            listening_since: Instant::ZERO,
             forced: None,
             batch: DefaultBatchBuffer::new(),
             timers: Timers::default(),
@@ -261,6 +266,7 @@ impl Engine {
         }
         self.running = true;
         self.strategy_since = now;
+        self.listening_since = now;
         self.arm_timers(now);
     }
 

@@ -12,7 +12,9 @@
 //!   for its freshness.
 //!
 //! A mode whose bound exceeds `S` (a pinned or inherited one) is left at
-//! once, whatever `min_dwell` says.
+//! once, whatever `min_dwell` says or however little of the fleet the
+//! controller has heard; a mode that keeps the bound is held while either
+//! holds it ([`FleetLoad::complete`]).
 
 use super::{FleetLoad, Mode, Policy};
 use crate::config_error::MIN_BATCH_INTERVAL;
@@ -54,7 +56,7 @@ pub fn decide(
         return Mode::Eager;
     };
     let keeps_bound = policy.staleness_bound(current) <= max_staleness;
-    if keeps_bound && in_current < policy.min_dwell {
+    if keeps_bound && (in_current < policy.min_dwell || !load.complete) {
         return current;
     }
     let traffic = &policy.traffic;
@@ -94,6 +96,7 @@ mod tests {
             write_rate,
             writers,
             instances: 5,
+            complete: true,
         }
     }
 

@@ -10,6 +10,10 @@
 //!    freshest mode that fits `B`;
 //! 3. else stays.
 //!
+//! Nothing moves before the controller has heard the whole fleet
+//! ([`FleetLoad::complete`]): read from half its reports, a busy fleet
+//! looks cheap enough for eager.
+//!
 //! So a mode is left for a fresher one only when the fresher one fits with
 //! room to spare, and for a cheaper one only when it no longer fits: at a
 //! steady rate the choice never exceeds the budget (when ttl itself fits:
@@ -29,7 +33,7 @@ pub fn decide(
     current: Mode,
     in_current: Duration,
 ) -> Mode {
-    if in_current < policy.min_dwell {
+    if in_current < policy.min_dwell || !load.complete {
         return current;
     }
     let roomy = freshest(
@@ -96,6 +100,7 @@ mod tests {
             write_rate,
             writers: 5,
             instances: 5,
+            complete: true,
         }
     }
 

@@ -27,7 +27,7 @@
 //! let policy = Policy::from_config(&config);
 //! // Five instances writing 200 writes/s in all: one message per instance per
 //! // 900 ms is far cheaper than one per write.
-//! let busy = FleetLoad { write_rate: 200.0, writers: 5, instances: 5 };
+//! let busy = FleetLoad { write_rate: 200.0, writers: 5, instances: 5, complete: true };
 //! let mode = policy.decide(&busy, Mode::Eager, Duration::MAX);
 //! assert_eq!(mode, Mode::Batched(Duration::from_millis(900)));
 //! assert!(policy.staleness_bound(mode) <= Duration::from_secs(1));
@@ -112,6 +112,13 @@ pub struct FleetLoad {
     pub writers: usize,
     /// Instances in the fleet: the controller and those that report.
     pub instances: usize,
+    /// Whether the rate is the whole fleet's: the controller has listened
+    /// for a `sliding_window` (each instance's window filled) and a
+    /// `controller_interval` (each sent a report of it). Until then the objective
+    /// policies keep the mode in force (unless it breaks a bound): a fleet
+    /// read from half its reports looks quieter than it is. The table
+    /// ignores it, as the original does.
+    pub complete: bool,
 }
 
 /// The rule a controller decides by, with everything it reads from the
@@ -173,12 +180,18 @@ impl Policy {
     }
 
     /// The mode an instance starts in, before it hears any decision: ttl
-    /// (the original's), except under a bound `local_ttl` cannot keep, where
-    /// it starts in the batched mode the bound allows (or eager).
+    /// (the original's) under the table; under a bound `local_ttl` cannot
+    /// keep, the batched mode the bound allows (or eager); under a budget,
+    /// batched at the configured `batch_interval`.
     pub fn initial(&self) -> Mode {
         match self.objective {
             Objective::Bounded { max_staleness } => bounded::fallback(self, max_staleness),
-            _ => Mode::Ttl,
+            // Until the fleet is heard, one message per instance per
+            // configured interval: a cost capped by the fleet's size whatever
+            // the write rate, and staleness capped at the interval, not at
+            // local_ttl.
+            Objective::Budget { .. } => Mode::Batched(self.batch_interval),
+            Objective::Thresholds => Mode::Ttl,
         }
     }
 

@@ -29,7 +29,7 @@ use crate::time::Duration;
 ///     max_message_keys: 1000,
 ///     rebroadcast: true,
 /// };
-/// let load = FleetLoad { write_rate: 100.0, writers: 4, instances: 6 };
+/// let load = FleetLoad { write_rate: 100.0, writers: 4, instances: 6, complete: true };
 /// // Six instances: five reports and one decision every 3 s.
 /// assert_eq!(traffic.control(&load), 2.0);
 /// assert_eq!(traffic.predicted(Mode::Eager, &load), 102.0);

@@ -183,12 +183,6 @@ pub struct SwitchRecord {
 #[derive(Clone, Debug, Default, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Stats {
-    /// Reads reported with `record_read`.
-    pub total_reads: u64,
-    /// Reads answered from the near cache.
-    pub cache_hits: u64,
-    /// Reads that went to Redis.
-    pub cache_misses: u64,
     /// Writes the driver reported acknowledged (`handle_write_acknowledged`).
     pub total_writes: u64,
     /// The strategy in force.

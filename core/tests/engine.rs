@@ -236,6 +236,26 @@ fn follower_applies_decisions_and_ignores_its_own() {
 }
 
 #[test]
+fn own_echoes_are_dropped_on_the_raw_payload_before_any_decoding() {
+    let mut e = follower();
+    // Our echo, cut short after the sender: decoding it would be a rejection.
+    // Recognised on the raw bytes, it costs no decode and counts as our own.
+    let echo = br#"{"action": "invalidate", "keys": ["aci:k"], "strategy": "eager", "timestamp": 1.0, "source": "me", "#;
+    assert_eq!(
+        e.handle_message(Instant::from_millis(5), "aci:invalidation", echo),
+        Ok(Handled::OwnMessage)
+    );
+    assert_eq!(e.stats().own_messages_ignored, 1);
+    assert_eq!(e.stats().rejected.total(), 0);
+    // A peer whose id starts with ours is not us.
+    let peer = br#"{"action": "invalidate", "keys": ["aci:k"], "strategy": "eager", "timestamp": 1.0, "source": "me2"}"#;
+    assert!(matches!(
+        e.handle_message(Instant::from_millis(6), "aci:invalidation", peer),
+        Ok(Handled::Invalidation { .. })
+    ));
+}
+
+#[test]
 fn controller_and_pinned_instances_ignore_decisions() {
     let decision = br#"{"action": "strategy_update", "strategy": "eager", "source": "other"}"#;
     let mut controller = engine_with(controller_config());

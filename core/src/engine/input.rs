@@ -229,6 +229,14 @@ impl Engine {
         if !on_invalidation && channel != self.config.strategy_channel() {
             return Err(self.reject(RejectReason::WrongChannel, None, false));
         }
+        // Our own messages come back from Redis: recognised on the raw bytes,
+        // before the signature and the decode that would cost more than the
+        // write that sent them. A forgery that claims to be us is dropped
+        // here too, which is what it deserves.
+        if crate::wire::names_source(payload, &self.instance_id) {
+            self.stats.own_messages_ignored += 1;
+            return Ok(Handled::OwnMessage);
+        }
         if let Some(signer) = self.outbox.signer() {
             if let Err(e) = signer.verify(payload) {
                 // Not dropping anything: an unsigned message proves nothing,

@@ -325,16 +325,6 @@ impl Engine {
         }
     }
 
-    /// Counts a read, answered from the near cache (`hit`) or from Redis.
-    pub fn record_read(&mut self, hit: bool) {
-        self.stats.total_reads += 1;
-        if hit {
-            self.stats.cache_hits += 1;
-        } else {
-            self.stats.cache_misses += 1;
-        }
-    }
-
     // ----- internals shared by the inputs -----
 
     fn observe(&mut self, now: Instant) -> Instant {

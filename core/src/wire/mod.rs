@@ -15,6 +15,7 @@
 
 mod decode;
 mod detached;
+mod echo;
 mod encode;
 mod error;
 mod escape;
@@ -27,6 +28,7 @@ pub use decode::{
     decode, Invalidation, Keys, KeysIter, Limits, Message, RateReport, StrategyUpdate, MAX_TERM,
 };
 pub use detached::Detached;
+pub use echo::names_source;
 pub(crate) use encode::encode_invalidation_prefixed;
 pub use encode::{
     encode_invalidation, encode_rate_report, encode_strategy_update, invalidation_len,

@@ -27,7 +27,7 @@ impl Clock {
     }
 
     /// Now, as the engine counts time (coarse: within one clock tick).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn now(&self) -> Instant {
         // `now_without_cache_update`: `now()` would also write a global
         // shared by every thread, on every hit.

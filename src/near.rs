@@ -110,7 +110,7 @@ impl NearCache {
     }
 
     /// The value for `key`, if cached and not expired.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get(&self, key: &str, now: Instant) -> Option<Bytes> {
         let entry = self.map.get(key)?;
         if entry.expires > now {

@@ -374,3 +374,62 @@ fn the_fleet_switches_on_its_total_write_rate_wherever_the_writes_are() {
         "the controller wrote nothing itself"
     );
 }
+
+#[test]
+fn an_invalidation_is_applied_while_the_worker_thread_is_busy() {
+    use std::sync::mpsc;
+    use std::sync::{Arc, Mutex};
+    let ns = unique_namespace("reader-applies");
+    let controller = Builder::new()
+        .namespace(&ns)
+        .is_controller(true)
+        .connect(&shared_url())
+        .unwrap();
+    let writer = pinned(&ns, Strategy::Eager, |b| b);
+    let reader = follower(&ns, |b| b);
+    // The reader's worker thread applies the controller's decision and runs
+    // the switch callback, which holds it until the test lets go.
+    let (entered_tx, entered) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    let (entered_tx, released) = (Mutex::new(entered_tx), Arc::new(Mutex::new(released)));
+    reader.on_switch(move |_, _| {
+        let _ = entered_tx
+            .lock()
+            .unwrap()
+            .send(std::thread::current().name().map(str::to_owned));
+        let _ = released
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(20));
+    });
+    controller.force_strategy(Some(Strategy::Eager)).unwrap();
+    let thread = entered
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the decision reached the reader");
+    assert!(
+        thread
+            .as_deref()
+            .is_some_and(|t| t.starts_with("aci-cache-")),
+        "held on the worker thread: {thread:?}"
+    );
+
+    writer.set("k", "v1").unwrap();
+    // Read until a read is a hit: a fill raced by v1's own invalidation is
+    // rightly not kept.
+    let cached = eventually(Duration::from_secs(5), || {
+        let hits = reader.stats().cache_hits;
+        reader.get_string("k").unwrap().as_deref() == Some("v1") && reader.stats().cache_hits > hits
+    });
+    assert!(cached.is_some(), "v1 is in the reader's near cache");
+    // The worker is still held: only the subscription's own thread can
+    // apply this invalidation.
+    writer.set("k", "v2").unwrap();
+    let fresh = eventually(Duration::from_secs(5), || {
+        reader.get_string("k").unwrap().as_deref() == Some("v2")
+    });
+    let _ = release.send(());
+    assert!(
+        fresh.is_some(),
+        "the invalidation waited for the worker thread"
+    );
+}

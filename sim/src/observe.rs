@@ -122,6 +122,11 @@ pub struct Observations {
     pub forgeries: u64,
     /// Strategy changes, every instance counted.
     pub switches: u64,
+    /// Attempts to subscribe again that failed (an outage still on), made
+    /// on the instances' own backoff.
+    pub failed_resubscribes: u64,
+    /// `(seconds, instance)` each time a lost subscription came back.
+    pub resubscribed: Vec<(f64, usize)>,
     /// `(seconds, instance, strategy)` for every change; `None` when the
     /// instance went down (it comes back in ttl).
     pub timeline: Vec<(f64, usize, Option<Strategy>)>,

@@ -428,3 +428,24 @@ fn no_objective_policy_is_dominated() {
         }
     }
 }
+
+#[test]
+fn a_cut_off_instance_resubscribes_on_its_backoff() {
+    // The instance's own schedule (the one the blocking and async drivers
+    // follow): at once, then 50 ms doubling to 500 ms. Cut off from 10 s to
+    // 15 s, it tries at 10.0, 10.05, 10.15, 10.35, 10.75, then every 0.5 s
+    // (11.25 … 14.75), and is back at 15.25.
+    let mut c = scenario::config(Scenario::SteadyLow, 3, 3, Duration::from_secs(30));
+    c.faults.outages = vec![Outage {
+        instance: 1,
+        at: 10.0,
+        duration: 5.0,
+    }];
+    let obs = Sim::new(c).unwrap().run(|_| {}).unwrap();
+    assert_eq!(obs.failed_resubscribes, 13, "failed attempts");
+    assert_eq!(obs.resubscribed.len(), 1);
+    let (at, instance) = obs.resubscribed[0];
+    assert_eq!(instance, 1);
+    assert!((at - 15.25).abs() < 1e-6, "back at {at}");
+    assert_eq!(obs.violation_count, 0, "{:?}", obs.violations);
+}

@@ -1,8 +1,10 @@
 //! The async cache, on tokio: the caller's task does the reads and writes,
 //! one background task keeps the subscription and runs the engine's timers.
 
+mod waiting;
 mod worker;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -69,7 +71,10 @@ impl<T: AsyncTransport> std::fmt::Debug for AsyncAdaptiveCache<T> {
             .field("instance_id", &instance.settings().instance_id())
             .field("strategy", &instance.strategy())
             .field("subscribed", &instance.is_subscribed())
-            .field("running", &!*self.handle.shared.stop.borrow())
+            .field(
+                "running",
+                &!self.handle.shared.stopped.load(Ordering::SeqCst),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -79,6 +84,16 @@ pub(crate) struct Shared<T> {
     pub(crate) clock: Clock,
     pub(crate) transport: T,
     pub(crate) stop: watch::Sender<bool>,
+    /// What `stop` holds, readable without its lock: every `get` checks it.
+    stopped: AtomicBool,
+}
+
+impl<T> Shared<T> {
+    /// Tells the task (and every later call) whether to stop.
+    pub(crate) fn set_stopped(&self, stopped: bool) {
+        self.stopped.store(stopped, Ordering::SeqCst);
+        self.stop.send_replace(stopped);
+    }
 }
 
 #[cfg(feature = "redis")]
@@ -177,6 +192,7 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
                     clock: Clock::new(),
                     transport,
                     stop,
+                    stopped: AtomicBool::new(false),
                 }),
                 worker: Mutex::new(None),
             }),
@@ -224,7 +240,7 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
         if worker.is_some() {
             return Ok(()); // started meanwhile by another caller
         }
-        self.handle.shared.stop.send_replace(false);
+        self.handle.shared.set_stopped(false);
         self.handle
             .shared
             .instance
@@ -263,7 +279,7 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        self.handle.shared.stop.send_replace(true);
+        self.handle.shared.set_stopped(true);
         if let Some(handle) = handle {
             let _ = handle.await;
         }
@@ -272,7 +288,7 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
 
     /// [`Error::Stopped`](crate::Error::Stopped) after `stop`, until `start`.
     fn ensure_running(&self) -> Result<()> {
-        if *self.handle.shared.stop.borrow() {
+        if self.handle.shared.stopped.load(Ordering::SeqCst) {
             Err(crate::Error::Stopped)
         } else {
             Ok(())
@@ -294,8 +310,20 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
     /// ```
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         self.ensure_running()?;
+        let shared = &self.handle.shared;
+        match shared.instance.hit(key, shared.clock.now()) {
+            Some(value) => Ok(Some(value)),
+            // Boxed: the read's state stays out of every `get` future.
+            None => Box::pin(self.read(key)).await,
+        }
+    }
+
+    /// A `get` the near cache could not answer at first sight.
+    async fn read(&self, key: &str) -> Result<Option<Bytes>> {
         let instance = &self.handle.shared.instance;
-        let deadline = tokio::time::Instant::now() + instance.settings().timeout;
+        // Read the clock only when there is something to wait for: a hit
+        // must not pay for it.
+        let mut deadline = None;
         let result = loop {
             match instance.lookup(key, self.handle.shared.clock.now()) {
                 Lookup::Hit(value) => return Ok(Some(value)),
@@ -314,8 +342,11 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
                     );
                 }
                 Lookup::Wait(wait) => {
+                    let deadline = *deadline.get_or_insert_with(|| {
+                        tokio::time::Instant::now() + instance.settings().timeout
+                    });
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    match wait.wait_async(left).await {
+                    match waiting::wait(&wait, left).await {
                         Some(result) => break result,
                         // The leader was cancelled: look again (and perhaps lead).
                         None if !left.is_zero() => continue,
@@ -396,7 +427,7 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
         loop {
             match instance.lookup(key, shared.clock.now()) {
                 Lookup::Hit(value) => return Ok(value),
-                Lookup::Wait(wait) => match wait.wait_async(timeout).await {
+                Lookup::Wait(wait) => match waiting::wait(&wait, timeout).await {
                     Some(Ok(Some(value))) => return Ok(value),
                     // Still loading: a load may take longer than a read.
                     Some(Err(crate::Error::ReadWaitTimeout)) => continue,
@@ -587,7 +618,7 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
             }
         }
         for (i, wait) in waits {
-            values[i] = match wait.wait_async(instance.settings().timeout).await {
+            values[i] = match waiting::wait(&wait, instance.settings().timeout).await {
                 Some(result) => instance.settle_read(keys[i], result)?,
                 None => self.get(keys[i]).await?,
             };
@@ -1025,6 +1056,6 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
 impl<T: AsyncTransport> Drop for Handle<T> {
     fn drop(&mut self) {
         // The task sees this, flushes, publishes and closes on its own.
-        self.shared.stop.send_replace(true);
+        self.shared.set_stopped(true);
     }
 }

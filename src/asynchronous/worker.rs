@@ -7,11 +7,9 @@ use aci_core::LeaseOp;
 use aci_transports::{AsyncSubscription, AsyncTransport};
 
 use super::Shared;
-use crate::instance::Outbound;
+use crate::instance::{Dispatch, Outbound};
 use crate::subscription_guard::{OnLost, SubscriptionGuard};
 
-const BACKOFF_START: Duration = Duration::from_millis(50);
-const BACKOFF_CAP: Duration = Duration::from_millis(500);
 /// How long to sleep when no timer is armed.
 const IDLE: Duration = Duration::from_secs(3600);
 
@@ -28,7 +26,8 @@ pub(super) async fn run<T: AsyncTransport>(
     let channels = [config.invalidation_channel(), config.strategy_channel()];
     let mut stop = shared.stop.subscribe();
     let mut subscription: Option<T::Subscription> = Some(first);
-    let mut backoff = BACKOFF_START;
+    // When to try subscribing again, on the instance's schedule.
+    let mut retry_at = None;
     #[cfg(feature = "metrics")]
     let mut exporter = crate::metrics::Exporter::new();
 
@@ -36,20 +35,25 @@ pub(super) async fn run<T: AsyncTransport>(
         #[cfg(feature = "metrics")]
         exporter.maybe_export(instance.settings().instance_id(), || instance.stats());
         if subscription.is_none() {
+            if let Some(at) = retry_at.take() {
+                let at = tokio::time::Instant::from_std(shared.clock.to_std(at));
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
             match shared.transport.subscribe(&channels).await {
                 Ok(s) => {
                     subscription = Some(s);
-                    backoff = BACKOFF_START;
                     instance.subscribed();
                 }
                 Err(e) => {
-                    instance.subscription_lost(shared.clock.now());
-                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot subscribe");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = stop.changed() => {}
-                    }
-                    backoff = (backoff * 2).min(BACKOFF_CAP);
+                    let now = shared.clock.now();
+                    let at = instance.subscription_lost(now);
+                    let retry_in = Duration::from(at - now);
+                    tracing::warn!(error = %e, ?retry_in, "cannot subscribe");
+                    retry_at = Some(at);
                     continue;
                 }
             }
@@ -67,7 +71,7 @@ pub(super) async fn run<T: AsyncTransport>(
                 Err(e) => {
                     tracing::warn!(error = %e, "subscription lost; dropping the near cache");
                     subscription = None;
-                    instance.subscription_lost(shared.clock.now());
+                    retry_at = Some(instance.subscription_lost(shared.clock.now()));
                 }
             },
             _ = tokio::time::sleep_until(deadline) => {
@@ -87,25 +91,23 @@ pub(super) async fn run<T: AsyncTransport>(
 
 impl<T> OnLost for Shared<T> {
     fn subscription_lost(&self) {
-        self.instance.subscription_lost(self.clock.now());
+        let _retry_at = self.instance.subscription_lost(self.clock.now());
     }
 }
 
-/// Publishes what the engine asked for, runs its lease operation and
-/// reports the answer, until nothing is left (a won lease publishes a decision).
-async fn publish<T: AsyncTransport>(shared: &Shared<T>, mut outbound: Outbound) {
-    // Bounded: a lease answer leads to a decision, never to another request.
-    for _ in 0..4 {
-        if outbound.has_messages() {
-            match shared.transport.publish(&outbound.as_outgoing()).await {
-                Ok(()) => shared.instance.record_published(&outbound),
-                Err(e) => tracing::warn!(error = %e, "could not publish"),
-            }
+/// Carries out what the engine asked for: publishes, runs the lease call
+/// and reports its answer, in the instance's order ([`Dispatch`]).
+async fn publish<T: AsyncTransport>(shared: &Shared<T>, outbound: Outbound) {
+    let (instance, t) = (&shared.instance, &shared.transport);
+    let mut dispatch = Dispatch::new(outbound);
+    loop {
+        if let Some(messages) = dispatch.messages() {
+            let result = t.publish(&messages).await;
+            dispatch.published(instance, result);
         }
-        let Some(call) = outbound.take_lease() else {
+        let Some(call) = dispatch.lease() else {
             return;
         };
-        let t = &shared.transport;
         let answer = match call.op {
             LeaseOp::Acquire { min_term } => {
                 t.lease_acquire(&call.key, &call.holder, call.ttl, min_term)
@@ -117,10 +119,10 @@ async fn publish<T: AsyncTransport>(shared: &Shared<T>, mut outbound: Outbound) 
                 if let Err(e) = t.lease_release(&call.key, &call.holder, term).await {
                     tracing::debug!(error = %e, "could not release the lease; it will expire");
                 }
-                return;
+                continue;
             }
             _ => return,
         };
-        outbound = shared.instance.handle_lease(answer, shared.clock.now());
+        dispatch.answered(instance, answer, shared.clock.now());
     }
 }

@@ -1,6 +1,8 @@
 //! The blocking cache: the caller's thread does the reads and writes, one
 //! background thread keeps the subscription and runs the engine's timers.
 
+mod direct;
+mod waiting;
 mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,6 +80,9 @@ pub(crate) struct Shared<T> {
     pub(crate) clock: Clock,
     pub(crate) transport: T,
     pub(crate) stop: AtomicBool,
+    /// What a message handled on the subscription's reader thread asked to
+    /// send: the worker sends it.
+    pub(crate) deferred: Mutex<Vec<crate::instance::Outbound>>,
 }
 
 #[cfg(feature = "redis")]
@@ -158,6 +163,7 @@ impl<T: Transport> AdaptiveCache<T> {
                     clock: Clock::new(),
                     transport,
                     stop: AtomicBool::new(false),
+                    deferred: Mutex::new(Vec::new()),
                 }),
                 worker: Mutex::new(None),
             }),
@@ -192,7 +198,10 @@ impl<T: Transport> AdaptiveCache<T> {
         }
         let config = &self.handle.shared.instance.settings().core;
         let channels = [config.invalidation_channel(), config.strategy_channel()];
-        let subscription = self.handle.shared.transport.subscribe(&channels)?;
+        let subscription = self.handle.shared.transport.subscribe_delivering(
+            &channels,
+            direct::Direct::deliver_to(Arc::clone(&self.handle.shared)),
+        )?;
         self.handle.shared.stop.store(false, Ordering::SeqCst);
         self.handle
             .shared
@@ -248,10 +257,24 @@ impl<T: Transport> AdaptiveCache<T> {
     /// assert_eq!(cache.get("absent")?, None);
     /// # Ok::<(), aci_cache::Error>(())
     /// ```
+    #[inline]
     pub fn get(&self, key: &str) -> Result<Option<Bytes>> {
         self.ensure_running()?;
+        let shared = &self.handle.shared;
+        match shared.instance.hit(key, shared.clock.now()) {
+            Some(value) => Ok(Some(value)),
+            None => self.read(key),
+        }
+    }
+
+    /// A `get` the near cache could not answer at first sight: out of line,
+    /// so that the hit path above stays small.
+    #[inline(never)]
+    fn read(&self, key: &str) -> Result<Option<Bytes>> {
         let instance = &self.handle.shared.instance;
-        let deadline = Instant::now() + instance.settings().timeout;
+        // Read the clock only when there is something to wait for: a hit
+        // must not pay for it.
+        let mut deadline = None;
         let result = loop {
             match instance.lookup(key, self.handle.shared.clock.now()) {
                 Lookup::Hit(value) => return Ok(Some(value)),
@@ -264,8 +287,10 @@ impl<T: Transport> AdaptiveCache<T> {
                     );
                 }
                 Lookup::Wait(wait) => {
+                    let deadline = *deadline
+                        .get_or_insert_with(|| Instant::now() + instance.settings().timeout);
                     let left = deadline.saturating_duration_since(Instant::now());
-                    match wait.wait_blocking(left) {
+                    match waiting::wait(&wait, left) {
                         Some(result) => break result,
                         // The leader gave up: look again (and perhaps lead).
                         None if !left.is_zero() => continue,
@@ -341,7 +366,7 @@ impl<T: Transport> AdaptiveCache<T> {
         loop {
             match instance.lookup(key, shared.clock.now()) {
                 Lookup::Hit(value) => return Ok(value),
-                Lookup::Wait(wait) => match wait.wait_blocking(timeout) {
+                Lookup::Wait(wait) => match waiting::wait(&wait, timeout) {
                     Some(Ok(Some(value))) => return Ok(value),
                     // Still loading: a load may take longer than a read.
                     Some(Err(Error::ReadWaitTimeout)) => continue,
@@ -527,7 +552,7 @@ impl<T: Transport> AdaptiveCache<T> {
             }
         }
         for (i, wait) in waits {
-            values[i] = match wait.wait_blocking(instance.settings().timeout) {
+            values[i] = match waiting::wait(&wait, instance.settings().timeout) {
                 Some(result) => instance.settle_read(keys[i], result)?,
                 None => self.get(keys[i])?,
             };

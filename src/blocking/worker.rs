@@ -1,26 +1,23 @@
 //! The background thread: subscription, incoming messages, engine timers.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aci_core::LeaseOp;
 use aci_transports::{Subscription, Transport};
 
 use super::Shared;
-use crate::instance::Outbound;
+use crate::instance::{Dispatch, Outbound};
 use crate::subscription_guard::{OnLost, SubscriptionGuard};
 
 /// Longest wait between two checks of the stop flag.
 const POLL: Duration = Duration::from_millis(50);
-/// First retry delay after the subscription fails.
-const BACKOFF_START: Duration = Duration::from_millis(50);
-/// Retry delays double up to this, so a returning server is noticed within it.
-const BACKOFF_CAP: Duration = Duration::from_millis(500);
 
 /// Runs until stopped, starting on `first`, the subscription `start` made.
 /// `_guard` is dropped last, after the subscription, however this ends.
 pub(super) fn run<T: Transport>(
-    shared: &Shared<T>,
+    shared: &Arc<Shared<T>>,
     first: T::Subscription,
     _guard: SubscriptionGuard<Shared<T>>,
 ) {
@@ -28,7 +25,8 @@ pub(super) fn run<T: Transport>(
     let config = instance.settings().core.clone();
     let channels = [config.invalidation_channel(), config.strategy_channel()];
     let mut subscription: Option<T::Subscription> = Some(first);
-    let mut backoff = BACKOFF_START;
+    // When to try subscribing again, on the instance's schedule.
+    let mut retry_at = None;
     #[cfg(feature = "metrics")]
     let mut exporter = crate::metrics::Exporter::new();
 
@@ -36,18 +34,25 @@ pub(super) fn run<T: Transport>(
         #[cfg(feature = "metrics")]
         exporter.maybe_export(instance.settings().instance_id(), || instance.stats());
         if subscription.is_none() {
-            match shared.transport.subscribe(&channels) {
+            if let Some(at) = retry_at.take() {
+                sleep_unless_stopped(shared, shared.clock.to_std(at));
+                continue;
+            }
+            match shared.transport.subscribe_delivering(
+                &channels,
+                super::direct::Direct::deliver_to(Arc::clone(shared)),
+            ) {
                 Ok(s) => {
                     subscription = Some(s);
-                    backoff = BACKOFF_START;
                     instance.subscribed();
                     tracing::debug!(?channels, "subscribed");
                 }
                 Err(e) => {
-                    instance.subscription_lost(shared.clock.now());
-                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot subscribe");
-                    sleep_unless_stopped(shared, backoff);
-                    backoff = (backoff * 2).min(BACKOFF_CAP);
+                    let now = shared.clock.now();
+                    let at = instance.subscription_lost(now);
+                    let retry_in = Duration::from(at - now);
+                    tracing::warn!(error = %e, ?retry_in, "cannot subscribe");
+                    retry_at = Some(at);
                     continue;
                 }
             }
@@ -70,9 +75,18 @@ pub(super) fn run<T: Transport>(
                 Err(e) => {
                     tracing::warn!(error = %e, "subscription lost; dropping the near cache");
                     subscription = None;
-                    instance.subscription_lost(shared.clock.now());
+                    retry_at = Some(instance.subscription_lost(shared.clock.now()));
                 }
             }
+        }
+        let deferred = std::mem::take(
+            &mut *shared
+                .deferred
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for outbound in deferred {
+            publish(shared, outbound);
         }
         // The coarse clock may lag the sleep by a tick: a deadline whose time
         // has come by the precise clock is due.
@@ -92,27 +106,23 @@ pub(super) fn run<T: Transport>(
 
 impl<T> OnLost for Shared<T> {
     fn subscription_lost(&self) {
-        self.instance.subscription_lost(self.clock.now());
+        let _retry_at = self.instance.subscription_lost(self.clock.now());
     }
 }
 
-/// Publishes what the engine asked for, runs its lease operation and
-/// reports the answer, until nothing is left (a won lease publishes a decision).
-fn publish<T: Transport>(shared: &Shared<T>, mut outbound: Outbound) {
-    // Bounded: a lease answer leads to a decision, never to another request.
-    for _ in 0..4 {
-        if outbound.has_messages() {
-            match shared.transport.publish(&outbound.as_outgoing()) {
-                Ok(()) => shared.instance.record_published(&outbound),
-                // The subscription breaks too when Redis does: every instance then
-                // drops its near cache, which covers what this message would have said.
-                Err(e) => tracing::warn!(error = %e, "could not publish"),
-            }
+/// Carries out what the engine asked for: publishes, runs the lease call
+/// and reports its answer, in the instance's order ([`Dispatch`]).
+fn publish<T: Transport>(shared: &Shared<T>, outbound: Outbound) {
+    let (instance, t) = (&shared.instance, &shared.transport);
+    let mut dispatch = Dispatch::new(outbound);
+    loop {
+        if let Some(messages) = dispatch.messages() {
+            let result = t.publish(&messages);
+            dispatch.published(instance, result);
         }
-        let Some(call) = outbound.take_lease() else {
+        let Some(call) = dispatch.lease() else {
             return;
         };
-        let t = &shared.transport;
         let answer = match call.op {
             LeaseOp::Acquire { min_term } => {
                 t.lease_acquire(&call.key, &call.holder, call.ttl, min_term)
@@ -123,16 +133,15 @@ fn publish<T: Transport>(shared: &Shared<T>, mut outbound: Outbound) {
                 if let Err(e) = t.lease_release(&call.key, &call.holder, term) {
                     tracing::debug!(error = %e, "could not release the lease; it will expire");
                 }
-                return;
+                continue;
             }
             _ => return,
         };
-        outbound = shared.instance.handle_lease(answer, shared.clock.now());
+        dispatch.answered(instance, answer, shared.clock.now());
     }
 }
 
-fn sleep_unless_stopped<T>(shared: &Shared<T>, total: Duration) {
-    let until = Instant::now() + total;
+fn sleep_unless_stopped<T>(shared: &Shared<T>, until: Instant) {
     while !shared.stop.load(Ordering::SeqCst) {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {

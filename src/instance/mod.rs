@@ -12,7 +12,9 @@
 //! a driver of their own; nothing here is needed to use a cache, and it may
 //! change in any release before 1.0.
 
+mod backoff;
 mod counter;
+mod dispatch;
 mod flight;
 #[cfg(all(test, aci_shuttle))]
 mod shuttle_tests;
@@ -22,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 // Single-flight's shared state: Shuttle's `Arc` under the model check.
 use crate::sync::Arc as FlightArc;
-use std::time::{Duration, Instant as StdInstant};
+use std::time::Duration;
 
 use aci_core::engine::MessageKind;
 use aci_core::{
@@ -30,7 +32,6 @@ use aci_core::{
 };
 use aci_transports::{LeaseState, Outgoing, TransportError};
 use bytes::Bytes;
-use event_listener::Listener as _;
 
 use crate::error::{Done, Error, Result};
 use crate::near::{FillToken, NearCache};
@@ -38,6 +39,8 @@ use crate::settings::Settings;
 use crate::stats::Stats;
 use counter::Counter;
 use flight::{Flight, Flights, Outcome, Settled};
+
+pub use dispatch::Dispatch;
 
 /// A callback told of every strategy switch: `(from, to)`.
 pub type SwitchCallback = Arc<dyn Fn(Strategy, Strategy) + Send + Sync>;
@@ -124,7 +127,7 @@ pub enum Lookup {
     Hit(Bytes),
     /// Read it from Redis, then [`Instance::finish_fill`].
     Fill(Fill),
-    /// Another caller is reading it: [`Wait::wait_blocking`] for its result.
+    /// Another caller is reading it: wait for its [`Wait::outcome`].
     Wait(Wait),
 }
 
@@ -174,44 +177,23 @@ fn outcome_of(settled: Settled) -> Option<Result<Option<Bytes>>> {
 }
 
 impl Wait {
-    /// Blocks until the leader's read finishes, at most `timeout`. `None`
-    /// when the leader gave its read up (its caller was cancelled or gone):
-    /// look the key up again, and perhaps lead the next read.
-    pub fn wait_blocking(self, timeout: Duration) -> Option<Result<Option<Bytes>>> {
-        let deadline = StdInstant::now() + timeout;
-        loop {
-            if let Some(settled) = self.flight.settled() {
-                return outcome_of(settled);
-            }
-            let listener = self.flight.listen();
-            if let Some(settled) = self.flight.settled() {
-                return outcome_of(settled);
-            }
-            if listener.wait_deadline(deadline).is_none() {
-                return Some(Err(Error::ReadWaitTimeout));
-            }
-        }
+    /// What the leader's read came to, once it has: `Some(Some(result))`,
+    /// or `Some(None)` when the leader gave its read up (its caller was
+    /// cancelled or gone: look the key up again, and perhaps lead the next
+    /// read). `None` while it is still reading.
+    ///
+    /// Waiting is the driver's: make a [`Wait::listen`]er, ask again (a
+    /// read finished in between is not missed), then wait on the listener
+    /// for as long as the driver's clock allows — it is both a blocking
+    /// [`event_listener::Listener`] and a `Future`.
+    pub fn outcome(&self) -> Option<Option<Result<Option<Bytes>>>> {
+        self.flight.settled().map(outcome_of)
     }
-}
 
-#[cfg(feature = "tokio")]
-impl Wait {
-    /// Waits, asynchronously, for the leader's read, at most `timeout`;
-    /// `None` as for [`Wait::wait_blocking`].
-    pub async fn wait_async(self, timeout: Duration) -> Option<Result<Option<Bytes>>> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Some(settled) = self.flight.settled() {
-                return outcome_of(settled);
-            }
-            let listener = self.flight.listen();
-            if let Some(settled) = self.flight.settled() {
-                return outcome_of(settled);
-            }
-            if tokio::time::timeout_at(deadline, listener).await.is_err() {
-                return Some(Err(Error::ReadWaitTimeout));
-            }
-        }
+    /// A notification for when the leader's read settles; see
+    /// [`Wait::outcome`].
+    pub fn listen(&self) -> event_listener::EventListener {
+        self.flight.listen()
     }
 }
 
@@ -245,6 +227,8 @@ pub struct Instance {
     deadline: AtomicU64,
     controller: AtomicBool,
     subscribed: AtomicBool,
+    /// When to try subscribing again after a loss or a failed attempt.
+    backoff: Mutex<backoff::Backoff>,
     /// Boxed too: striped over padded slots, the counters take 8 KB.
     counters: Box<Counters>,
     callbacks: Mutex<Vec<SwitchCallback>>,
@@ -272,6 +256,7 @@ impl Instance {
             deadline: AtomicU64::new(NO_DEADLINE),
             controller: AtomicBool::new(controller),
             subscribed: AtomicBool::new(false),
+            backoff: Mutex::new(backoff::Backoff::default()),
             counters: Box::default(),
             callbacks: Mutex::default(),
             settings,
@@ -311,6 +296,17 @@ impl Instance {
     }
 
     // ----- reads -----
+
+    /// The near cache's value for `key`, counted as a hit; `None` (nothing
+    /// counted) when it has none: then [`Instance::lookup`] starts the read.
+    /// A driver's `get` calls this first, so that the hit path is a few
+    /// instructions with nothing of the read's machinery around them.
+    #[inline(always)]
+    pub fn hit(&self, key: &str, now: Instant) -> Option<Bytes> {
+        let value = self.near.get(key, now)?;
+        self.counters.hits.increment();
+        Some(value)
+    }
 
     /// Starts a read of `key` (the user's key; the near cache is keyed by it,
     /// so a hit builds no Redis key).
@@ -785,6 +781,7 @@ impl Instance {
 
     /// The subscription is confirmed: start using the near cache.
     pub fn subscribed(&self) {
+        lock(&self.backoff).reset();
         self.near.set_enabled(true);
         self.subscribed.store(true, Ordering::SeqCst);
     }
@@ -794,7 +791,12 @@ impl Instance {
     /// Only the loss of a subscription that was up counts (in
     /// `subscription_losses` and `full_drops`): failed attempts to
     /// resubscribe drop nothing more.
-    pub fn subscription_lost(&self, now: Instant) {
+    ///
+    /// Returns when to try subscribing again: at once after a loss, then
+    /// after 50 ms, doubling up to 500 ms while attempts keep failing. Every
+    /// driver (and the simulator) retries on this one schedule.
+    pub fn subscription_lost(&self, now: Instant) -> Instant {
+        let retry_at = lock(&self.backoff).failed(now);
         let was_up = self.subscribed.swap(false, Ordering::SeqCst);
         self.near.set_enabled(false);
         if was_up {
@@ -804,6 +806,7 @@ impl Instance {
                 Ok(())
             });
         }
+        retry_at
     }
 
     /// Whether the subscription is up.

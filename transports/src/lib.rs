@@ -39,4 +39,4 @@ pub use memory::MemoryAsyncSubscription;
 pub use memory::{MemorySubscription, MemoryTransport};
 #[cfg(feature = "redis")]
 pub use redis::{RedisSubscription, RedisTransport};
-pub use transport::{Outgoing, Received, Subscription, Transport, ValueWithTtl};
+pub use transport::{Deliver, Outgoing, Received, Subscription, Transport, ValueWithTtl};

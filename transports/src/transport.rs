@@ -1,5 +1,6 @@
 //! The [`Transport`] trait and the data it moves.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,6 +31,40 @@ pub trait Subscription: Send {
     /// in time. An error means the subscription is gone and messages may have
     /// been missed: subscribe again.
     fn recv(&mut self, timeout: Duration) -> Result<Option<Received>, TransportError>;
+}
+
+/// Handles messages on the thread that reads the subscription, as they
+/// arrive: the hop to another thread (a channel, then that thread's turn on
+/// a busy CPU) is what made invalidations late on a loaded machine.
+///
+/// Given to [`Transport::subscribe_delivering`]. A message it does not take
+/// is queued for [`Subscription::recv`] as usual.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use aci_transports::Deliver;
+///
+/// /// Takes what arrives on one channel, leaves the rest to `recv`.
+/// struct Count { channel: String, seen: AtomicU64 }
+///
+/// impl Deliver for Count {
+///     fn deliver(&self, channel: &str, _payload: &[u8]) -> bool {
+///         let mine = channel == self.channel;
+///         if mine {
+///             self.seen.fetch_add(1, Ordering::Relaxed);
+///         }
+///         mine
+///     }
+/// }
+/// let count = Count { channel: "aci:invalidation".into(), seen: AtomicU64::new(0) };
+/// assert!(count.deliver("aci:invalidation", b"{}"));
+/// assert!(!count.deliver("aci:strategy", b"{}"));
+/// ```
+pub trait Deliver: Send + Sync {
+    /// Handles one message, in the order the subscription received them.
+    /// Returns whether it was handled; `false` queues it for `recv`. It
+    /// must not block: the subscription reads nothing else meanwhile.
+    fn deliver(&self, channel: &str, payload: &[u8]) -> bool;
 }
 
 /// A value read from the store with the time it has left to live (`None`:
@@ -204,6 +239,20 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Subscribes to `channels`. Messages published after this returns are received.
     fn subscribe(&self, channels: &[&str]) -> Result<Self::Subscription, TransportError>;
+
+    /// Subscribes to `channels`, handing each message to `deliver` on the
+    /// thread that reads it; those it does not take, and every error, still
+    /// come out of [`Subscription::recv`]. The default subscribes with
+    /// [`Transport::subscribe`] and never calls `deliver`: everything comes
+    /// out of `recv`, which is correct, one thread hop slower.
+    fn subscribe_delivering(
+        &self,
+        channels: &[&str],
+        deliver: Arc<dyn Deliver>,
+    ) -> Result<Self::Subscription, TransportError> {
+        let _ = deliver;
+        self.subscribe(channels)
+    }
 
     /// Deletes every key of the current database (the original's `flush`, a
     /// development helper).

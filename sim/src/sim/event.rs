@@ -68,6 +68,11 @@ pub(super) enum Event {
     OutageEnd {
         node: usize,
     },
+    /// An instance tries to subscribe again, when its backoff says.
+    Resubscribe {
+        node: usize,
+        life: u32,
+    },
     Crash,
     /// The adversary publishes a forged decision.
     Forgery,

@@ -93,7 +93,10 @@ impl Sim {
             return;
         };
         instance.start(self.now, 1.8e9 + self.secs());
-        instance.subscribed();
+        let in_outage = self.nodes[index].in_outage;
+        if !in_outage {
+            instance.subscribed();
+        }
         let node = &mut self.nodes[index];
         node.instance = instance;
         node.alive = true;
@@ -102,6 +105,9 @@ impl Sim {
         node.strategy = node.instance.strategy();
         node.controller = false;
         let initial = node.strategy;
+        if in_outage {
+            self.lose_subscription(index);
+        }
         self.obs.timeline.push((self.secs(), index, Some(initial)));
         if let Policy::Fixed(s) = self.config.policy {
             let out = self.nodes[index].instance.force_strategy(Some(s), self.now);
@@ -109,5 +115,17 @@ impl Sim {
         }
         self.after(index);
         self.agreement_changed();
+    }
+}
+
+impl Sim {
+    /// The node's subscription is down, or an attempt to make it failed:
+    /// the instance drops its near cache and says when to try again (its
+    /// backoff, the one every driver follows).
+    pub(super) fn lose_subscription(&mut self, node: usize) {
+        let retry_at = self.nodes[node].instance.subscription_lost(self.now);
+        let life = self.nodes[node].life;
+        self.schedule(retry_at, Event::Resubscribe { node, life });
+        self.after(node);
     }
 }

@@ -80,6 +80,9 @@ struct Node {
     strategy: Strategy,
     /// Whether it acted as the controller after the last event it handled.
     controller: bool,
+    /// Whether an outage cuts its subscription off now: attempts to
+    /// subscribe fail until it ends.
+    in_outage: bool,
 }
 
 /// One simulation run.
@@ -171,6 +174,7 @@ impl Sim {
                 alive: true,
                 timer_at: None,
                 controller: false,
+                in_outage: false,
             });
         }
         let keys = (0..config.workload.keys.len())
@@ -395,15 +399,25 @@ impl Sim {
                 }
             }
             Event::OutageStart { node } => {
+                self.nodes[node].in_outage = true;
                 if self.nodes[node].alive {
-                    self.nodes[node].instance.subscription_lost(self.now);
-                    self.after(node);
+                    self.lose_subscription(node);
                 }
             }
             Event::OutageEnd { node } => {
-                if self.nodes[node].alive {
-                    self.nodes[node].instance.subscribed();
-                    self.after(node);
+                // Noticed at the instance's next attempt, on its backoff.
+                self.nodes[node].in_outage = false;
+            }
+            Event::Resubscribe { node, life } => {
+                if self.live(node, life) && !self.nodes[node].instance.is_subscribed() {
+                    if self.nodes[node].in_outage {
+                        self.obs.failed_resubscribes += 1;
+                        self.lose_subscription(node);
+                    } else {
+                        self.nodes[node].instance.subscribed();
+                        self.obs.resubscribed.push((self.secs(), node));
+                        self.after(node);
+                    }
                 }
             }
             Event::Forgery => {

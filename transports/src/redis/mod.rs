@@ -3,7 +3,7 @@
 mod subscription;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,7 +13,7 @@ pub use subscription::RedisSubscription;
 
 use crate::error::{split_publish_failure, split_publish_failure_after};
 use crate::lease::{lease_value, millis, scripts, term_key};
-use crate::{LeaseState, Outgoing, Transport, TransportError};
+use crate::{Deliver, LeaseState, Outgoing, Transport, TransportError};
 
 /// Idle connections kept for reuse.
 const MAX_IDLE: usize = 16;
@@ -393,7 +393,18 @@ impl Transport for RedisTransport {
         let conn = self
             .connect(self.timeout)
             .map_err(|e| TransportError::from_redis(e, self.timeout))?;
-        RedisSubscription::start(conn, channels, self.timeout)
+        RedisSubscription::start(conn, channels, self.timeout, None)
+    }
+
+    fn subscribe_delivering(
+        &self,
+        channels: &[&str],
+        deliver: Arc<dyn Deliver>,
+    ) -> Result<RedisSubscription, TransportError> {
+        let conn = self
+            .connect(self.timeout)
+            .map_err(|e| TransportError::from_redis(e, self.timeout))?;
+        RedisSubscription::start(conn, channels, self.timeout, Some(deliver))
     }
 
     fn flush_db(&self) -> Result<(), TransportError> {

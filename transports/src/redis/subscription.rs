@@ -2,7 +2,8 @@
 //!
 //! The `redis` crate's blocking `PubSub` borrows its connection, so it cannot
 //! be stored beside it; a reader thread owns both and forwards messages over a
-//! channel. Dropping the subscription stops the thread (within one poll
+//! channel — or, given a [`Deliver`], hands it each message itself, on its
+//! own thread. Dropping the subscription stops the thread (within one poll
 //! interval), which unsubscribes and closes the connection.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use redis::Connection;
 
-use crate::{Received, Subscription, TransportError};
+use crate::{Deliver, Received, Subscription, TransportError};
 
 /// How often the reader thread checks whether it should stop.
 const POLL: Duration = Duration::from_millis(50);
@@ -43,6 +44,7 @@ impl RedisSubscription {
         conn: Connection,
         channels: &[&str],
         timeout: Duration,
+        deliver: Option<Arc<dyn Deliver>>,
     ) -> Result<Self, TransportError> {
         let channels: Vec<String> = channels.iter().map(|c| (*c).to_owned()).collect();
         let (tx, rx) = mpsc::channel();
@@ -52,7 +54,13 @@ impl RedisSubscription {
             let stop = Arc::clone(&stop);
             std::thread::Builder::new()
                 .name("aci-redis-subscriber".into())
-                .spawn(move || read_loop(conn, &channels, timeout, &ready_tx, &tx, &stop))
+                .spawn(move || {
+                    let out = Out {
+                        tx: &tx,
+                        deliver: deliver.as_deref(),
+                    };
+                    read_loop(conn, &channels, timeout, &ready_tx, &out, &stop);
+                })
                 .map_err(|e| TransportError::Backend(Box::new(e)))?
         };
         let mut subscription = RedisSubscription {
@@ -78,17 +86,42 @@ impl RedisSubscription {
     }
 }
 
+/// Where the reader puts what it reads.
+struct Out<'a> {
+    tx: &'a mpsc::Sender<Result<Received, TransportError>>,
+    deliver: Option<&'a dyn Deliver>,
+}
+
+impl Out<'_> {
+    /// Hands a message to the `Deliver`, or queues it; whether the
+    /// receiving side is still there.
+    fn message(&self, channel: &str, payload: &[u8]) -> bool {
+        if self.deliver.is_some_and(|d| d.deliver(channel, payload)) {
+            return true;
+        }
+        let received = Received {
+            channel: channel.to_owned(),
+            payload: Bytes::copy_from_slice(payload),
+        };
+        self.tx.send(Ok(received)).is_ok()
+    }
+
+    fn error(&self, e: TransportError) {
+        let _ = self.tx.send(Err(e));
+    }
+}
+
 fn read_loop(
     mut conn: Connection,
     channels: &[String],
     timeout: Duration,
     ready: &mpsc::Sender<Result<(), TransportError>>,
-    tx: &mpsc::Sender<Result<Received, TransportError>>,
+    out: &Out<'_>,
     stop: &AtomicBool,
 ) {
     let _ = conn.set_write_timeout(Some(timeout));
     let mut pubsub = conn.as_pubsub();
-    serve(&mut pubsub, channels, timeout, ready, tx, stop);
+    serve(&mut pubsub, channels, timeout, ready, out, stop);
     // Dropping `PubSub` leaves subscribed mode: UNSUBSCRIBE, then a wait for
     // its replies, a whole timeout on a frozen server (the caller joins this
     // thread, so connecting to one took twice the timeout). The connection
@@ -104,7 +137,7 @@ fn serve(
     channels: &[String],
     timeout: Duration,
     ready: &mpsc::Sender<Result<(), TransportError>>,
-    tx: &mpsc::Sender<Result<Received, TransportError>>,
+    out: &Out<'_>,
     stop: &AtomicBool,
 ) {
     if let Err(e) = pubsub.subscribe(channels) {
@@ -122,7 +155,7 @@ fn serve(
     while !stop.load(Ordering::SeqCst) {
         if last_heard.elapsed() >= HEALTH_CHECK_AFTER {
             if let Err(e) = health_check(pubsub, timeout) {
-                let _ = tx.send(Err(e));
+                out.error(e);
                 return;
             }
             last_heard = std::time::Instant::now();
@@ -130,17 +163,13 @@ fn serve(
         match pubsub.get_message() {
             Ok(msg) => {
                 last_heard = std::time::Instant::now();
-                let received = Received {
-                    channel: msg.get_channel_name().to_owned(),
-                    payload: Bytes::copy_from_slice(msg.get_payload_bytes()),
-                };
-                if tx.send(Ok(received)).is_err() {
+                if !out.message(msg.get_channel_name(), msg.get_payload_bytes()) {
                     return;
                 }
             }
             Err(e) if e.is_timeout() => {}
             Err(e) => {
-                let _ = tx.send(Err(TransportError::from_redis(e, timeout)));
+                out.error(TransportError::from_redis(e, timeout));
                 return;
             }
         }

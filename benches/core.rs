@@ -4,7 +4,7 @@
 //! the same run, so ratios survive a noisy machine:
 //! - tracker: bucket ring vs a deque of timestamps (the original's design);
 //! - controller tick at 0 to 1M writes/s vs the original's trim-and-count;
-//! - decode: ours vs `serde_json::Value`;
+//! - decode: ours vs `serde_json::Value`; a timestamp by ryu vs `core::fmt`;
 //! - auth: HMAC-SHA256 seal and verify vs the decode they guard.
 #![allow(
     missing_docs,
@@ -226,6 +226,26 @@ fn wire(c: &mut Criterion) {
         });
         g.throughput(Throughput::Elements(1));
     }
+    // A message's timestamp, written as the encoder writes it (ryu) and as
+    // it wrote it before (`core::fmt`'s shortest representation).
+    let mut text: Vec<u8> = Vec::with_capacity(64);
+    let timestamp = 1_795_689_266.476_355_6_f64;
+    g.bench_function("timestamp_ryu", |b| {
+        let mut buffer = ryu::Buffer::new();
+        b.iter(|| {
+            text.clear();
+            text.extend_from_slice(buffer.format_finite(black_box(timestamp)).as_bytes());
+            black_box(text.len())
+        })
+    });
+    g.bench_function("timestamp_core_fmt", |b| {
+        use std::io::Write as _;
+        b.iter(|| {
+            text.clear();
+            let _ = write!(text, "{}", black_box(timestamp));
+            black_box(text.len())
+        })
+    });
     g.finish();
 }
 

@@ -55,7 +55,7 @@ mod sync;
 /// caches take and return `std::time::Duration` (the two convert with `From`).
 pub use aci_core;
 pub use aci_core::{
-    ConfigError, DropReason, Mode, Objective, RejectReason, Role, Strategy, SwitchCause,
+    ConfigError, DropReason, Mode, Naming, Objective, RejectReason, Role, Strategy, SwitchCause,
     SwitchRecord,
 };
 pub use aci_transports as transports;

@@ -223,6 +223,14 @@ impl NearCache {
         self.map.remove(key);
     }
 
+    /// Drops every entry whose key `drop` says yes to, and condemns every
+    /// read in flight (which key a read is for is not tracked per
+    /// predicate: condemning them all is the safe side).
+    pub(crate) fn clear_where(&self, drop: impl Fn(&str) -> bool) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.map.retain(|key, _| !drop(key));
+    }
+
     /// Drops everything and condemns every read in flight.
     pub(crate) fn clear(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);

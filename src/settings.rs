@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use aci_core::{Config, ConfigBuilder, ConfigError, Objective, Role};
+use aci_core::{Config, ConfigBuilder, ConfigError, Naming, Objective, Role};
 
 use crate::error::Result;
 
@@ -59,6 +59,17 @@ impl Settings {
     /// Whether a failed read returns a miss instead of an error.
     pub fn miss_on_error(&self) -> bool {
         self.miss_on_error
+    }
+    /// Every channel an instance subscribes to: each invalidation bucket's,
+    /// then the decisions'.
+    pub fn channels(&self) -> Vec<String> {
+        let mut channels: Vec<String> = self
+            .core
+            .invalidation_channels()
+            .map(|name| name.as_str().to_owned())
+            .collect();
+        channels.push(self.core.strategy_channel().to_owned());
+        channels
     }
     /// The Redis key for `key`: `{prefix}:{namespace}:{key}`, or `key` without a namespace.
     pub fn stored_key(&self, key: &str) -> String {
@@ -307,6 +318,29 @@ impl<K> Builder<K> {
     forward!(
         /// Namespace for keys and channels (default none).
         namespace: &str
+    );
+    forward!(
+        /// Where the fleet's names live (default [`Naming::Server`], the
+        /// original's names). [`Naming::Sharded`] pins the lease and the
+        /// decisions to one cluster slot by hash tag (`aci:{ns}:lease`) and
+        /// spreads invalidations over `buckets` channels by a stable hash of
+        /// the key; [`Naming::Classic`] keeps the original's channels for a
+        /// fleet mixed with the Python original. Every instance of a fleet
+        /// must use the same naming. The transports of this release talk to
+        /// one server, where these names work with plain Pub/Sub; see
+        /// [`aci_core::naming`].
+        ///
+        /// ```
+        /// use aci_cache::Naming;
+        /// let settings = aci_cache::Builder::new()
+        ///     .namespace("users")
+        ///     .naming(Naming::Sharded { buckets: 4 })
+        ///     .settings()?;
+        /// assert_eq!(settings.core().lease_key(), "aci:{users}:lease");
+        /// assert_eq!(settings.channels().len(), 5, "four buckets and the decisions");
+        /// # Ok::<(), aci_cache::Error>(())
+        /// ```
+        naming: Naming
     );
 
     /// Most entries the near cache holds (default 100,000).

@@ -433,3 +433,71 @@ fn an_invalidation_is_applied_while_the_worker_thread_is_busy() {
         "the invalidation waited for the worker thread"
     );
 }
+
+/// Invalidations spread over bucket channels (`Naming::Sharded`) reach the
+/// other instance on every bucket, one message per bucket for a batch, and
+/// decisions travel on the tagged channel. On one server the names are
+/// plain Pub/Sub channels.
+#[test]
+fn bucketed_invalidations_reach_every_bucket() {
+    let ns = unique_namespace("buckets");
+    let sharded = |b: Builder| b.naming(aci_cache::Naming::Sharded { buckets: 4 });
+    let a = pinned(&ns, Strategy::Eager, sharded);
+    let b = pinned(&ns, Strategy::Eager, sharded);
+    let config = a.instance().settings().core().clone();
+    let keys: Vec<String> = (0..16).map(|i| format!("user:{i}")).collect();
+    let mut buckets: Vec<u16> = keys.iter().map(|k| config.bucket_of(k)).collect();
+    buckets.sort_unstable();
+    buckets.dedup();
+    assert_eq!(buckets, [0, 1, 2, 3], "16 keys cover the 4 buckets");
+    for key in &keys {
+        a.set(key, "old").unwrap();
+    }
+    assert!(
+        eventually(Duration::from_millis(1000), || b.stats().messages_received
+            >= 16)
+        .is_some()
+    );
+    for key in &keys {
+        assert_eq!(b.get_string(key).unwrap().as_deref(), Some("old"));
+    }
+    let hits = b.stats().cache_hits;
+    for key in &keys {
+        assert_eq!(b.get_string(key).unwrap().as_deref(), Some("old"));
+    }
+    assert_eq!(b.stats().cache_hits, hits + 16, "all cached on B");
+
+    // Eager: every bucket's invalidation reaches B.
+    for key in &keys {
+        a.set(key, "new").unwrap();
+    }
+    for key in &keys {
+        let fresh = eventually(Duration::from_millis(1000), || {
+            b.get_string(key).unwrap().as_deref() == Some("new")
+        });
+        assert!(
+            fresh.is_some(),
+            "{key} (bucket {}) still stale",
+            config.bucket_of(key)
+        );
+    }
+
+    // Batched: one message per bucket, within the interval.
+    a.force_strategy(Some(Strategy::Batched)).unwrap();
+    let sent = a.stats().invalidations_sent;
+    for key in &keys {
+        a.set(key, "batched").unwrap();
+    }
+    a.stop(); // flushes the batch
+    assert_eq!(
+        a.stats().invalidations_sent,
+        sent + 4,
+        "one message per bucket"
+    );
+    for key in &keys {
+        let fresh = eventually(Duration::from_millis(1000), || {
+            b.get_string(key).unwrap().as_deref() == Some("batched")
+        });
+        assert!(fresh.is_some(), "{key} still stale after the batch");
+    }
+}

@@ -136,7 +136,7 @@ impl<const KEYS: usize, const BYTES: usize, const SLOTS: usize> BatchBuffer<KEYS
     }
 
     /// Buffered keys, in first-written order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + Clone + '_ {
         // Spans were copied from `&str`s whole, so they are valid UTF-8.
         (0..self.spans.len()).map(|i| core::str::from_utf8(self.key_bytes(i)).unwrap_or_default())
     }
@@ -168,6 +168,51 @@ impl<const KEYS: usize, const BYTES: usize, const SLOTS: usize> BatchBuffer<KEYS
         self.spans.clear();
         self.slots = [0; SLOTS];
         self.json_len = 0;
+    }
+
+    /// Keeps only the keys `keep` says yes to, in their order, in place.
+    ///
+    /// ```
+    /// use aci_core::batch::DefaultBatchBuffer;
+    /// let mut batch = DefaultBatchBuffer::new();
+    /// for key in ["a", "bb", "c", "dd"] {
+    ///     batch.push(key).unwrap();
+    /// }
+    /// batch.retain(|key| key.len() == 2);
+    /// assert_eq!(batch.iter().collect::<Vec<_>>(), ["bb", "dd"]);
+    /// assert!(batch.contains("dd") && !batch.contains("a"));
+    /// ```
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        let (mut kept, mut end, mut json_len) = (0usize, 0usize, 0usize);
+        for i in 0..self.spans.len() {
+            let span = self.spans[i];
+            let (start, len) = (span.start as usize, span.len as usize);
+            let key = core::str::from_utf8(&self.arena[start..start + len]).unwrap_or_default();
+            if !keep(key) {
+                continue;
+            }
+            json_len += escaped_len(key);
+            // Moving down over keys already dropped: `end <= start`.
+            self.arena.copy_within(start..start + len, end);
+            self.spans[kept] = Span {
+                start: end as u32,
+                len: span.len,
+            };
+            end += len;
+            kept += 1;
+        }
+        self.arena.truncate(end);
+        self.spans.truncate(kept);
+        self.json_len = json_len;
+        // Re-index: slot values point at span positions, which moved.
+        self.slots = [0; SLOTS];
+        for i in 0..kept {
+            let mut slot = (hash(self.key_bytes(i)) as usize) & (SLOTS - 1);
+            while self.slots[slot] != 0 {
+                slot = (slot + 1) & (SLOTS - 1);
+            }
+            self.slots[slot] = (i + 1) as u16;
+        }
     }
 
     fn key_bytes(&self, i: usize) -> &[u8] {
@@ -230,6 +275,44 @@ mod tests {
         assert_eq!(b.push("e"), Ok(Pushed::Added));
         let long = "x".repeat(33);
         assert_eq!(b.push(&long), Err(Full));
+    }
+
+    proptest::proptest! {
+        /// `retain` leaves what filtering a list would, still indexed, with
+        /// its lengths right, and room for what was dropped.
+        #[test]
+        fn retain_is_a_filter(
+            keys in proptest::collection::vec("[a-c\u{e9}\\\"]{0,6}", 0..40),
+            mask in proptest::num::u64::ANY,
+        ) {
+            let mut b = DefaultBatchBuffer::new();
+            let mut model: std::vec::Vec<std::string::String> = std::vec::Vec::new();
+            for k in &keys {
+                if b.push(k) == Ok(Pushed::Added) {
+                    model.push(k.clone());
+                }
+            }
+            let keep = |k: &str| mask >> (hash(k.as_bytes()) % 64) & 1 == 1;
+            b.retain(keep);
+            model.retain(|k| keep(k));
+            proptest::prop_assert_eq!(b.iter().collect::<std::vec::Vec<_>>(), model.iter().map(|k| k.as_str()).collect::<std::vec::Vec<_>>());
+            let mut fresh = DefaultBatchBuffer::new();
+            for k in &model {
+                fresh.push(k).unwrap();
+            }
+            proptest::prop_assert_eq!(b.json_len(), fresh.json_len());
+            proptest::prop_assert_eq!(b.bytes(), fresh.bytes());
+            for k in &keys {
+                proptest::prop_assert_eq!(b.contains(k), model.contains(k));
+            }
+            for k in &keys {
+                let added = b.push(k).unwrap();
+                proptest::prop_assert_eq!(added == Pushed::Added, !model.contains(k));
+                if added == Pushed::Added {
+                    model.push(k.clone());
+                }
+            }
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 use core::fmt::Write as _;
 
 use crate::config_error::ConfigError;
+use crate::naming::Naming;
 use crate::policy::Objective;
 use crate::strategy::Role;
 use crate::time::Duration;
@@ -27,8 +28,9 @@ pub const MESSAGE_BYTES_MIN: usize = 512;
 /// Hard cap on the keys of one invalidation; `max_message_keys` may only lower it.
 pub const MESSAGE_KEYS_CAP: usize = 1024;
 
-/// Capacity of a channel name: `{prefix}:{namespace}:invalidation`.
-pub(crate) const CHANNEL_CAP: usize = PREFIX_MAX_BYTES + NAMESPACE_MAX_BYTES + 16;
+/// Capacity of a channel name: `{prefix}:{namespace}:invalidation`, or on a
+/// cluster `{prefix}:{{namespace}/{bucket}}:invalidation`.
+pub(crate) const CHANNEL_CAP: usize = PREFIX_MAX_BYTES + NAMESPACE_MAX_BYTES + 24;
 /// A channel name or key prefix held without allocation.
 pub(crate) type Name = heapless::String<CHANNEL_CAP>;
 
@@ -53,6 +55,7 @@ pub struct Config {
     pub(crate) max_message_keys: usize,
     pub(crate) channel_prefix: heapless::String<PREFIX_MAX_BYTES>,
     pub(crate) namespace: Option<heapless::String<NAMESPACE_MAX_BYTES>>,
+    pub(crate) naming: Naming,
     pub(crate) invalidation_channel: Name,
     pub(crate) strategy_channel: Name,
     pub(crate) key_prefix: Name,
@@ -174,11 +177,75 @@ impl Config {
     pub fn namespace(&self) -> Option<&str> {
         self.namespace.as_deref()
     }
-    /// `{prefix}:invalidation`, or `{prefix}:{namespace}:invalidation`.
+    /// Where names live: one server (the default) or a Redis Cluster
+    /// (see [`crate::naming`]).
+    pub fn naming(&self) -> Naming {
+        self.naming
+    }
+    /// `{prefix}:invalidation`, or `{prefix}:{namespace}:invalidation`; on a
+    /// sharded cluster `{prefix}:{{namespace}}:invalidation`. With several
+    /// buckets this is bucket 0's channel: see
+    /// [`Config::invalidation_channel_of`].
     pub fn invalidation_channel(&self) -> &str {
         &self.invalidation_channel
     }
-    /// `{prefix}:strategy`, or `{prefix}:{namespace}:strategy`.
+    /// The invalidation channel of `bucket` (`0..buckets`; a bucket out of
+    /// range names bucket 0's). With one bucket, [`Config::invalidation_channel`].
+    pub fn invalidation_channel_of(&self, bucket: u16) -> heapless::String<CHANNEL_CAP> {
+        let buckets = self.naming.buckets();
+        if buckets == 1 {
+            return self.invalidation_channel.clone();
+        }
+        let bucket = if bucket < buckets { bucket } else { 0 };
+        let mut name = Name::new();
+        // Fits: CHANNEL_CAP leaves room for the tag and a 4-digit bucket.
+        let _ = write!(
+            name,
+            "{}:{{{}/{bucket}}}:invalidation",
+            self.channel_prefix,
+            self.tag()
+        );
+        name
+    }
+    /// Every invalidation channel, bucket by bucket: what to subscribe to.
+    pub fn invalidation_channels(
+        &self,
+    ) -> impl Iterator<Item = heapless::String<CHANNEL_CAP>> + '_ {
+        (0..self.naming.buckets()).map(|bucket| self.invalidation_channel_of(bucket))
+    }
+    /// The bucket whose invalidation channel `channel` is, if it is one.
+    pub fn bucket_of_channel(&self, channel: &str) -> Option<u16> {
+        if self.naming.buckets() == 1 {
+            return (channel == self.invalidation_channel.as_str()).then_some(0);
+        }
+        let rest = channel
+            .strip_prefix(self.channel_prefix.as_str())?
+            .strip_prefix(":{")?
+            .strip_prefix(self.tag())?
+            .strip_prefix('/')?
+            .strip_suffix("}:invalidation")?;
+        // Digits only, as written: no sign, no leading zero but "0" itself.
+        if rest.is_empty() || rest.len() > 4 || !rest.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        if rest.len() > 1 && rest.starts_with('0') {
+            return None;
+        }
+        let bucket: u16 = rest.parse().ok()?;
+        (bucket < self.naming.buckets()).then_some(bucket)
+    }
+    /// The bucket of a user key (see [`Naming::bucket_of`]).
+    #[inline]
+    pub fn bucket_of(&self, key: &str) -> u16 {
+        self.naming.bucket_of(key)
+    }
+    /// The hash tag of a cluster's names: the namespace, or the prefix
+    /// without one.
+    fn tag(&self) -> &str {
+        self.namespace.as_deref().unwrap_or(&self.channel_prefix)
+    }
+    /// `{prefix}:strategy`, or `{prefix}:{namespace}:strategy`; on a
+    /// cluster `{prefix}:{{namespace}}:strategy`.
     pub fn strategy_channel(&self) -> &str {
         &self.strategy_channel
     }
@@ -240,6 +307,7 @@ pub struct ConfigBuilder {
     max_message_keys: usize,
     channel_prefix: heapless::String<PREFIX_MAX_BYTES>,
     namespace: Option<heapless::String<NAMESPACE_MAX_BYTES>>,
+    naming: Naming,
     message_keys: heapless::Vec<MessageKey, MAX_MESSAGE_KEYS>,
     /// Set when a key was too short, too long, or one too many.
     bad_message_key: bool,
@@ -288,6 +356,7 @@ impl ConfigBuilder {
             max_message_keys: 1000,
             channel_prefix: prefix,
             namespace: None,
+            naming: Naming::Server,
             message_keys: heapless::Vec::new(),
             bad_message_key: false,
             overlong: None,
@@ -421,6 +490,15 @@ impl ConfigBuilder {
         self
     }
 
+    /// Where names live (default [`Naming::Server`], the original's): on a
+    /// Redis Cluster, [`Naming::Sharded`] or [`Naming::Classic`] (see
+    /// [`crate::naming`]). A cluster's names carry the namespace (or the
+    /// prefix) as a hash tag, so neither may contain `{` or `}`.
+    pub fn naming(mut self, value: Naming) -> Self {
+        self.naming = value;
+        self
+    }
+
     /// Adds a shared secret for message authentication (16 to 64 bytes; at
     /// most [`MAX_MESSAGE_KEYS`]). With any key set, every message this
     /// instance publishes ends with an HMAC-SHA256 tag made with the
@@ -466,7 +544,7 @@ impl ConfigBuilder {
         }
         let local_ttl = self.local_ttl.unwrap_or(self.default_ttl);
         let (invalidation_channel, strategy_channel, key_prefix, lease_key) =
-            derive_names(&self.channel_prefix, self.namespace.as_deref());
+            derive_names(&self.channel_prefix, self.namespace.as_deref(), self.naming);
         Ok(Config {
             high_threshold: self.high_threshold,
             low_threshold: self.low_threshold,
@@ -486,6 +564,7 @@ impl ConfigBuilder {
             max_message_keys: self.max_message_keys,
             channel_prefix: self.channel_prefix,
             namespace: self.namespace,
+            naming: self.naming,
             invalidation_channel,
             strategy_channel,
             key_prefix,
@@ -510,18 +589,20 @@ impl ConfigBuilder {
             max_message_keys: self.max_message_keys,
             channel_prefix: &self.channel_prefix,
             namespace: self.namespace.as_deref(),
+            naming: self.naming,
             overlong: self.overlong,
         }
     }
 }
 
-fn derive_names(prefix: &str, namespace: Option<&str>) -> (Name, Name, Name, Name) {
+fn derive_names(prefix: &str, namespace: Option<&str>, naming: Naming) -> (Name, Name, Name, Name) {
     let mut invalidation = Name::new();
     let mut strategy = Name::new();
     let mut key_prefix = Name::new();
     let mut lease = Name::new();
     // CHANNEL_CAP leaves room for the longest prefix and namespace plus the
-    // suffixes, so these writes cannot fail once the lengths are validated.
+    // suffixes and a hash tag, so these writes cannot fail once the lengths
+    // are validated.
     let _ = match namespace {
         Some(ns) => {
             let _ = write!(invalidation, "{prefix}:{ns}:invalidation");
@@ -535,6 +616,23 @@ fn derive_names(prefix: &str, namespace: Option<&str>) -> (Name, Name, Name, Nam
             write!(strategy, "{prefix}:strategy")
         }
     };
+    if naming.is_cluster() {
+        // The control plane in one slot: the namespace (or, without one,
+        // the prefix) is the hash tag. Data keys stay untagged, and the
+        // classic mode keeps the original's channels for Python followers.
+        let tag = namespace.unwrap_or(prefix);
+        lease.clear();
+        let _ = write!(lease, "{prefix}:{{{tag}}}:lease");
+        if naming.is_sharded() {
+            strategy.clear();
+            invalidation.clear();
+            let _ = write!(strategy, "{prefix}:{{{tag}}}:strategy");
+            let _ = match naming.buckets() {
+                1 => write!(invalidation, "{prefix}:{{{tag}}}:invalidation"),
+                _ => write!(invalidation, "{prefix}:{{{tag}/0}}:invalidation"),
+            };
+        }
+    }
     (invalidation, strategy, key_prefix, lease)
 }
 

@@ -95,6 +95,7 @@ pub(crate) struct Candidate<'a> {
     pub(crate) max_message_keys: usize,
     pub(crate) channel_prefix: &'a str,
     pub(crate) namespace: Option<&'a str>,
+    pub(crate) naming: crate::naming::Naming,
     pub(crate) overlong: Option<&'static str>,
 }
 
@@ -245,6 +246,21 @@ pub(crate) fn validate(c: &Candidate<'_>) -> Result<(), ConfigError> {
             return Err(ConfigError::InvalidName {
                 field,
                 rule: "must not contain control characters",
+            });
+        }
+        // A brace would end the hash tag early, or start another one.
+        if c.naming.is_cluster() && name.is_some_and(|n| n.contains(['{', '}'])) {
+            return Err(ConfigError::InvalidName {
+                field,
+                rule: "must not contain `{` or `}` on a cluster (it is the names' hash tag)",
+            });
+        }
+    }
+    if let crate::naming::Naming::Sharded { buckets } = c.naming {
+        if buckets == 0 || buckets > crate::naming::MAX_BUCKETS {
+            return Err(ConfigError::OutOfRange {
+                field: "naming",
+                rule: "buckets must be between 1 and 1024",
             });
         }
     }

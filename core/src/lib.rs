@@ -40,6 +40,7 @@ pub mod batch;
 mod config;
 mod config_error;
 pub mod engine;
+pub mod naming;
 pub mod policy;
 pub mod rate;
 #[cfg(feature = "arbitrary")]
@@ -57,9 +58,10 @@ pub use config_error::{
     ConfigError, MAX_TTL, MIN_BATCH_INTERVAL, MIN_CONTROLLER_INTERVAL, MIN_SLIDING_WINDOW, MIN_TTL,
 };
 pub use engine::{
-    DropReason, Effect, Engine, Handled, LeaseOp, LeaseReply, LeaseRequest, Publish, Rejection,
-    WriteError,
+    BucketDrop, DropReason, Effect, Engine, Handled, LeaseOp, LeaseReply, LeaseRequest, Publish,
+    Rejection, WriteError,
 };
+pub use naming::Naming;
 pub use policy::{FleetLoad, Mode, Objective, Policy};
 pub use rate::RateTracker;
 pub use stats::{RejectReason, Stats, SwitchCause, SwitchRecord};

@@ -229,8 +229,8 @@ impl<T: AsyncTransport> AsyncAdaptiveCache<T> {
         {
             return Ok(());
         }
-        let config = &self.handle.shared.instance.settings().core;
-        let channels = [config.invalidation_channel(), config.strategy_channel()];
+        let channels = self.handle.shared.instance.settings().channels();
+        let channels: Vec<&str> = channels.iter().map(String::as_str).collect();
         let subscription = self.handle.shared.transport.subscribe(&channels).await?;
         let mut worker = self
             .handle

@@ -22,8 +22,8 @@ pub(super) async fn run<T: AsyncTransport>(
     _guard: SubscriptionGuard<Shared<T>>,
 ) {
     let instance = &shared.instance;
-    let config = instance.settings().core.clone();
-    let channels = [config.invalidation_channel(), config.strategy_channel()];
+    let channels = instance.settings().channels();
+    let channels: Vec<&str> = channels.iter().map(String::as_str).collect();
     let mut stop = shared.stop.subscribe();
     let mut subscription: Option<T::Subscription> = Some(first);
     // When to try subscribing again, on the instance's schedule.

@@ -16,27 +16,26 @@ use crate::instance::Outbound;
 
 pub(super) struct Direct<T: Transport> {
     shared: Arc<Shared<T>>,
-    invalidation_channel: String,
 }
 
 impl<T: Transport> Direct<T> {
     pub(super) fn deliver_to(shared: Arc<Shared<T>>) -> Arc<dyn Deliver> {
-        let invalidation_channel = shared
-            .instance
-            .settings()
-            .core
-            .invalidation_channel()
-            .to_owned();
-        Arc::new(Direct {
-            shared,
-            invalidation_channel,
-        })
+        Arc::new(Direct { shared })
     }
 }
 
 impl<T: Transport> Deliver for Direct<T> {
     fn deliver(&self, channel: &str, payload: &[u8]) -> bool {
-        if channel != self.invalidation_channel {
+        // Any bucket's invalidation channel; decisions and rate reports
+        // go to the worker.
+        if self
+            .shared
+            .instance
+            .settings()
+            .core
+            .bucket_of_channel(channel)
+            .is_none()
+        {
             return false;
         }
         let shared = &self.shared;

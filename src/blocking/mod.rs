@@ -196,8 +196,8 @@ impl<T: Transport> AdaptiveCache<T> {
         if worker.is_some() {
             return Ok(());
         }
-        let config = &self.handle.shared.instance.settings().core;
-        let channels = [config.invalidation_channel(), config.strategy_channel()];
+        let channels = self.handle.shared.instance.settings().channels();
+        let channels: Vec<&str> = channels.iter().map(String::as_str).collect();
         let subscription = self.handle.shared.transport.subscribe_delivering(
             &channels,
             direct::Direct::deliver_to(Arc::clone(&self.handle.shared)),

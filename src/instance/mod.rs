@@ -964,6 +964,12 @@ impl Instance {
                 tracing::debug!(%reason, "dropping the near cache");
                 self.near.clear();
             }
+            Effect::InvalidateBucket(drop) => {
+                tracing::debug!(reason = %drop.reason, bucket = drop.bucket, "dropping one bucket of the near cache");
+                let core = &self.settings.core;
+                self.near
+                    .clear_where(|key| core.bucket_of(key) == drop.bucket);
+            }
             Effect::Lease(request) => {
                 out.lease = Some(LeaseCall {
                     key: request.key.to_owned(),

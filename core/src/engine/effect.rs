@@ -21,10 +21,25 @@ pub enum Effect<'a> {
     Invalidate(InvalidatedKeys<'a>),
     /// Drop the whole near cache.
     InvalidateAll(DropReason),
+    /// Drop the near-cache entries of one invalidation bucket: every key
+    /// `k` with [`Config::bucket_of`](crate::Config::bucket_of)`(k) ==
+    /// bucket` (its channel was lost; see [`crate::naming`]).
+    InvalidateBucket(BucketDrop),
     /// Run a lease operation against the shared store, then report the
     /// answer with [`Engine::handle_lease`](crate::Engine::handle_lease)
     /// (except for [`LeaseOp::Release`](super::LeaseOp::Release)).
     Lease(super::LeaseRequest<'a>),
+}
+
+/// The near-cache entries of one bucket must go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BucketDrop {
+    /// The bucket, in `0..buckets`.
+    pub bucket: u16,
+    /// How many buckets the configuration has.
+    pub buckets: u16,
+    /// Why.
+    pub reason: DropReason,
 }
 
 /// A message to publish.

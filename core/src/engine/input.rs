@@ -225,7 +225,7 @@ impl Engine {
         payload: &'p [u8],
         decode: impl FnOnce(Limits) -> Result<Message<'p>, DecodeError>,
     ) -> Result<Handled, Rejection> {
-        let on_invalidation = channel == self.config.invalidation_channel();
+        let on_invalidation = self.config.bucket_of_channel(channel).is_some();
         if !on_invalidation && channel != self.config.strategy_channel() {
             return Err(self.reject(RejectReason::WrongChannel, None, false));
         }
@@ -471,5 +471,40 @@ impl Engine {
     pub fn handle_subscription_lost(&mut self, now: Instant) {
         let _ = self.observe(now);
         self.drop_all(DropReason::SubscriptionLost);
+    }
+
+    /// One channel's subscription was lost (a sharded subscriber's shard
+    /// moved or failed) while the others hold. A bucket's invalidation
+    /// channel drops only that bucket's entries
+    /// ([`Effect::InvalidateBucket`](crate::Effect::InvalidateBucket));
+    /// any other channel, or the only invalidation channel, drops the
+    /// whole near cache as [`Engine::handle_subscription_lost`] does (a
+    /// missed decision may have tightened the strategy).
+    ///
+    /// ```
+    /// use aci_core::{naming::Naming, Config, Effect, Engine, Instant};
+    ///
+    /// let config = Config::builder().namespace("ns").naming(Naming::Sharded { buckets: 4 }).build()?;
+    /// let lost = config.invalidation_channel_of(2);
+    /// let mut engine = Engine::new(config, "a1")?;
+    /// engine.handle_channel_lost(Instant::ZERO, &lost);
+    /// let mut drops = Vec::new();
+    /// while let Some(effect) = engine.poll_effect() {
+    ///     if let Effect::InvalidateBucket(drop) = effect {
+    ///         drops.push((drop.bucket, drop.buckets));
+    ///     }
+    /// }
+    /// assert_eq!(drops, [(2, 4)]);
+    /// # Ok::<(), aci_core::ConfigError>(())
+    /// ```
+    pub fn handle_channel_lost(&mut self, now: Instant, channel: &str) {
+        let _ = self.observe(now);
+        match self.config.bucket_of_channel(channel) {
+            Some(bucket) if self.config.naming().buckets() > 1 => {
+                self.outbox
+                    .queue_drop_bucket(bucket, DropReason::SubscriptionLost);
+            }
+            _ => self.drop_all(DropReason::SubscriptionLost),
+        }
     }
 }

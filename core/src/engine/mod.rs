@@ -72,7 +72,9 @@ mod peers;
 mod timers;
 mod verify;
 
-pub use effect::{DropReason, Effect, InvalidatedKeys, InvalidatedKeysIter, MessageKind, Publish};
+pub use effect::{
+    BucketDrop, DropReason, Effect, InvalidatedKeys, InvalidatedKeysIter, MessageKind, Publish,
+};
 pub use error::{Handled, Rejection, WriteError};
 pub use lease::{LeaseOp, LeaseReply, LeaseRequest};
 pub use peers::MAX_PEERS;

@@ -1,9 +1,9 @@
 //! The outbox: effects queued by inputs, drained by `poll_effect`, and the
 //! byte buffers they borrow.
 
-use super::effect::{DropReason, Effect, InvalidatedKeys, MessageKind, Publish};
+use super::effect::{BucketDrop, DropReason, Effect, InvalidatedKeys, MessageKind, Publish};
 use super::{Engine, Timer};
-use crate::config::MESSAGE_BYTES_CAP;
+use crate::config::{Name, MESSAGE_BYTES_CAP};
 use crate::policy::Mode;
 use crate::stats::{Stats, SwitchRecord};
 use crate::strategy::Strategy;
@@ -22,7 +22,8 @@ pub(crate) const STALL_RETRY: Duration = Duration::from_millis(10);
 
 #[derive(Clone, Copy, Debug)]
 enum Channel {
-    Invalidation,
+    /// The invalidation channel of a bucket (0 with one bucket).
+    Invalidation(u16),
     Strategy,
 }
 
@@ -41,6 +42,7 @@ enum Queued {
         keys: u32,
     },
     Lease(super::LeaseOp),
+    DropBucket(u16, DropReason),
 }
 
 #[derive(Clone, Debug)]
@@ -52,6 +54,9 @@ pub(crate) struct Outbox {
     drop_all: Option<DropReason>,
     /// Signs every payload when message keys are configured.
     signer: Option<Signer>,
+    /// The channel name of the publish last drained, when it is a
+    /// bucket's: written on demand rather than kept for every bucket.
+    channel_name: Name,
 }
 
 impl Outbox {
@@ -62,6 +67,7 @@ impl Outbox {
             inbound: heapless::Vec::new(),
             drop_all: None,
             signer,
+            channel_name: Name::new(),
         }
     }
 
@@ -92,6 +98,18 @@ impl Outbox {
 
     pub(crate) fn queue_drop_all(&mut self, reason: DropReason) {
         self.drop_all.get_or_insert(reason);
+    }
+
+    /// Queues the drop of one bucket's entries; a full queue drops
+    /// everything instead, which is never lost.
+    pub(crate) fn queue_drop_bucket(&mut self, bucket: u16, reason: DropReason) {
+        if self
+            .queue
+            .push_back(Queued::DropBucket(bucket, reason))
+            .is_err()
+        {
+            self.queue_drop_all(reason);
+        }
     }
 
     /// Encodes with `write` into the payload buffer and queues the publish;
@@ -179,7 +197,11 @@ impl Engine {
                 kind,
             } => Effect::Publish(Publish {
                 channel: match channel {
-                    Channel::Invalidation => self.config.invalidation_channel(),
+                    Channel::Invalidation(bucket) if self.config.naming().buckets() > 1 => {
+                        out.channel_name = self.config.invalidation_channel_of(bucket);
+                        &out.channel_name
+                    }
+                    Channel::Invalidation(_) => self.config.invalidation_channel(),
                     Channel::Strategy => self.config.strategy_channel(),
                 },
                 payload: &out.payloads[start as usize..(start + len) as usize],
@@ -196,6 +218,11 @@ impl Engine {
                 &out.inbound[start as usize..(start + len) as usize],
                 keys as usize,
             )),
+            Queued::DropBucket(bucket, reason) => Effect::InvalidateBucket(BucketDrop {
+                bucket,
+                buckets: self.config.naming().buckets(),
+                reason,
+            }),
         })
     }
 
@@ -204,17 +231,21 @@ impl Engine {
         self.timers.next()
     }
 
-    /// Publishes every buffered key in one invalidation. If the outbox is
-    /// full the keys stay buffered and a retry is scheduled.
+    /// Publishes every buffered key in one invalidation, or one per bucket
+    /// when invalidations are spread over buckets. If the outbox is full
+    /// the keys not yet queued stay buffered and a retry is scheduled.
     pub(crate) fn flush_batch(&mut self, now: Instant) {
         if self.batch.is_empty() {
             return;
+        }
+        if self.config.naming().buckets() > 1 {
+            return self.flush_batch_by_bucket(now);
         }
         let keys = self.batch.len();
         let timestamp = self.unix_time(now);
         let (batch, config, id) = (&self.batch, &self.config, &self.instance_id);
         let sent = self.outbox.queue_publish(
-            Channel::Invalidation,
+            Channel::Invalidation(0),
             MessageKind::Invalidation { keys },
             |out| {
                 encode_invalidation_prefixed(
@@ -240,6 +271,54 @@ impl Engine {
         }
     }
 
+    /// [`Engine::flush_batch`] over several buckets: one message per bucket
+    /// that holds a key, in bucket order. The keys of the buckets queued
+    /// leave the batch; on a full outbox the rest stay for the retry.
+    fn flush_batch_by_bucket(&mut self, now: Instant) {
+        let timestamp = self.unix_time(now);
+        let (batch, config, id) = (&self.batch, &self.config, &self.instance_id);
+        // Buckets are visited in order, so "queued" is "below `done`".
+        let mut done = 0u16;
+        let mut stalled = false;
+        while let Some(bucket) = batch
+            .iter()
+            .map(|key| config.bucket_of(key))
+            .filter(|&b| b >= done)
+            .min()
+        {
+            let keys = batch.iter().filter(|k| config.bucket_of(k) == bucket);
+            let count = keys.clone().count();
+            let sent = self.outbox.queue_publish(
+                Channel::Invalidation(bucket),
+                MessageKind::Invalidation { keys: count },
+                |out| {
+                    encode_invalidation_prefixed(
+                        out,
+                        config.key_prefix(),
+                        keys,
+                        Strategy::Batched,
+                        timestamp,
+                        id,
+                    )
+                },
+            );
+            if sent.is_err() {
+                stalled = true;
+                break;
+            }
+            self.stats.invalidations_sent += 1;
+            self.stats.keys_sent += count as u64;
+            done = bucket + 1;
+        }
+        if stalled {
+            self.batch.retain(|key| config.bucket_of(key) >= done);
+            self.stats.outbox_stalls += 1;
+            self.timers.set(Timer::BatchFlush, now + STALL_RETRY);
+        } else {
+            self.batch.clear();
+        }
+    }
+
     /// Queues a one-key invalidation of `key` (a user key: the namespace prefix is added).
     pub(crate) fn publish_single(
         &mut self,
@@ -250,7 +329,7 @@ impl Engine {
         let timestamp = self.unix_time(now);
         let (config, id) = (&self.config, &self.instance_id);
         self.outbox.queue_publish(
-            Channel::Invalidation,
+            Channel::Invalidation(config.bucket_of(key)),
             MessageKind::Invalidation { keys: 1 },
             |out| {
                 encode_invalidation_prefixed(

@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests: effects as owned data.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
-use aci_core::{DropReason, Duration, Effect, Engine, Instant, LeaseOp, SwitchRecord, WriteError};
+use aci_core::{
+    BucketDrop, DropReason, Duration, Effect, Engine, Instant, LeaseOp, SwitchRecord, WriteError,
+};
 
 /// An effect, copied out of the engine's buffers.
 #[derive(Clone, Debug, PartialEq)]
@@ -10,6 +12,7 @@ pub(crate) enum Owned {
     Switched(SwitchRecord),
     Invalidate(Vec<String>),
     InvalidateAll(DropReason),
+    InvalidateBucket(BucketDrop),
     Lease { op: LeaseOp, ttl: Duration },
 }
 
@@ -60,6 +63,7 @@ pub(crate) fn own(effect: &Effect<'_>) -> Owned {
         Effect::Switched(s) => Owned::Switched(*s),
         Effect::Invalidate(keys) => Owned::Invalidate(keys.iter().map(str::to_owned).collect()),
         Effect::InvalidateAll(why) => Owned::InvalidateAll(*why),
+        Effect::InvalidateBucket(drop) => Owned::InvalidateBucket(*drop),
         Effect::Lease(request) => Owned::Lease {
             op: request.op,
             ttl: request.ttl,

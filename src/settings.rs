@@ -386,6 +386,21 @@ impl<K> Builder<K> {
         self
     }
 
+    /// [`Builder::settings`], with cluster names unless a cluster naming
+    /// was chosen: the lease script touches two keys, which must share a
+    /// slot.
+    #[cfg(feature = "cluster")]
+    pub(crate) fn cluster_settings(self) -> Result<Settings>
+    where
+        Self: Clone,
+    {
+        let settings = self.clone().settings()?;
+        if settings.core().naming().is_cluster() {
+            return Ok(settings);
+        }
+        self.naming(Naming::Sharded { buckets: 1 }).settings()
+    }
+
     /// Validates everything and returns the settings.
     pub fn settings(self) -> Result<Settings> {
         let core = self.core.build()?;

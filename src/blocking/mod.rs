@@ -119,6 +119,43 @@ impl Builder {
         AdaptiveCache::start_with(transport, settings)
     }
 
+    /// Builds and starts a cache on the Redis Cluster that `seeds` belong
+    /// to (any reachable nodes; the rest is discovered): subscribed on every
+    /// node that owns one of the fleet's channels, or a typed error within
+    /// the timeout. Unless [`Builder::naming`] says otherwise, names are
+    /// [`Naming::Sharded`](crate::Naming::Sharded) with one bucket: the
+    /// lease, decisions and invalidations in one slot (`aci:{ns}:…`) over
+    /// sharded Pub/Sub; data keys stay spread over the cluster.
+    /// [`Naming::Classic`](crate::Naming::Classic) uses plain Pub/Sub and
+    /// the original's channels.
+    ///
+    /// ```no_run
+    /// let cache = aci_cache::AdaptiveCache::builder()
+    ///     .namespace("users")
+    ///     .connect_cluster(["redis://127.0.0.1:7001", "redis://127.0.0.1:7002"])?;
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
+    #[cfg(feature = "cluster")]
+    pub fn connect_cluster<I, S>(
+        self,
+        seeds: I,
+    ) -> Result<AdaptiveCache<aci_transports::RedisClusterTransport>>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let settings = self.cluster_settings()?;
+        let mode = if settings.core().naming().is_sharded() {
+            aci_transports::PubSubMode::Sharded
+        } else {
+            aci_transports::PubSubMode::Classic
+        };
+        let transport = aci_transports::RedisClusterTransport::open(seeds)?
+            .with_timeout(settings.timeout)
+            .with_pubsub(mode);
+        AdaptiveCache::start_with(transport, settings)
+    }
+
     /// Builds and starts a cache on a `redis::Client` you already have (one
     /// made with `redis::Client::build_with_tls` to trust a private CA, say).
     ///

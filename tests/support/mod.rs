@@ -220,3 +220,4 @@ pub fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> Option<D
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+pub mod cluster;

@@ -8,6 +8,10 @@
 //! - [`RedisTransport`] (feature `redis`, on by default): the `redis` crate,
 //!   with a small connection pool, timeouts on every operation, and a
 //!   dedicated connection per subscription.
+//! - `RedisClusterTransport` (feature `cluster`): Redis Cluster, data
+//!   through the `redis` crate's cluster client (redirects followed, reads
+//!   from masters), messages over sharded Pub/Sub with a subscriber of our
+//!   own, one connection per node that owns a channel.
 //! - [`MemoryTransport`]: one process, no network; for tests and examples. It
 //!   can be switched off to play a dead server.
 //!
@@ -26,6 +30,8 @@ pub mod lease;
 mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+#[cfg(feature = "cluster")]
+mod redis_cluster;
 mod transport;
 
 #[cfg(feature = "tokio")]
@@ -39,4 +45,6 @@ pub use memory::MemoryAsyncSubscription;
 pub use memory::{MemorySubscription, MemoryTransport};
 #[cfg(feature = "redis")]
 pub use redis::{RedisSubscription, RedisTransport};
+#[cfg(feature = "cluster")]
+pub use redis_cluster::{ClusterSubscription, PubSubMode, RedisClusterTransport};
 pub use transport::{Deliver, Outgoing, Received, Subscription, Transport, ValueWithTtl};

@@ -1,0 +1,183 @@
+//! A Redis Cluster of our own: three masters and three replicas, each a
+//! `redis-server --cluster-enabled yes` on a free loopback port, joined with
+//! `redis-cli --cluster create`. Every node is a [`RedisServer`], so the
+//! watchdog and `kill` / `pause` / `restart` work on nodes as on a server.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::RedisServer;
+
+/// How long a node may be silent before the cluster fails it over: short,
+/// so a failover test takes seconds.
+pub const NODE_TIMEOUT_MS: u64 = 1_000;
+
+/// Six nodes joined into one cluster, 3 masters with a replica each.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts six nodes, creates the cluster and waits until every node
+    /// reports `cluster_state:ok` and knows every slot.
+    pub fn start() -> RedisCluster {
+        let dir = std::env::temp_dir().join(format!("aci-cluster-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let nodes: Vec<RedisServer> = (0..6)
+            .map(|i| {
+                let conf = dir.join(format!("nodes-{i}-{}.conf", unique()));
+                RedisServer::start_with(
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        &conf.to_string_lossy(),
+                        "--cluster-node-timeout",
+                        &NODE_TIMEOUT_MS.to_string(),
+                        // A replica promoted by a test answers at once.
+                        "--cluster-replica-validity-factor",
+                        "0",
+                        "--cluster-require-full-coverage",
+                        "no",
+                    ],
+                    None,
+                )
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("redis-cli must be installed beside redis-server");
+        assert!(
+            created.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+        let cluster = RedisCluster { nodes };
+        cluster.wait_until_ok(Duration::from_secs(20));
+        cluster
+    }
+
+    /// The seed URLs of every node.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// Waits until every live node says the cluster is ok and agrees on
+    /// who owns every slot.
+    pub fn wait_until_ok(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.all_ok() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the cluster did not become ok");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn all_ok(&self) -> bool {
+        let mut views = Vec::new();
+        for node in &self.nodes {
+            let Ok(client) = redis::Client::open(node.url()) else {
+                return false;
+            };
+            let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200))
+            else {
+                continue; // a killed node
+            };
+            let info: String = match redis::cmd("CLUSTER").arg("INFO").query(&mut conn) {
+                Ok(info) => info,
+                Err(_) => return false,
+            };
+            if !info.contains("cluster_state:ok") {
+                return false;
+            }
+            match masters_of(&mut conn) {
+                Some(view) => views.push(view),
+                None => return false,
+            }
+        }
+        views.windows(2).all(|w| w[0] == w[1])
+    }
+
+    /// The port of the master that owns `slot`, as node 0 (or the first
+    /// live node) sees it.
+    pub fn master_of_slot(&self, slot: u16) -> u16 {
+        for node in &self.nodes {
+            let Ok(mut conn) = redis::Client::open(node.url())
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+            else {
+                continue;
+            };
+            if let Some(view) = masters_of(&mut conn) {
+                if let Some((_, _, port)) = view
+                    .iter()
+                    .find(|(start, end, _)| (*start..=*end).contains(&slot))
+                {
+                    return *port;
+                }
+            }
+        }
+        panic!("no live node knows who owns slot {slot}")
+    }
+
+    /// The node listening on `port`.
+    pub fn node(&mut self, port: u16) -> &mut RedisServer {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.port == port)
+            .expect("a node of this cluster")
+    }
+}
+
+/// `(first slot, last slot, master port)` for every slot range, sorted.
+fn masters_of(conn: &mut redis::Connection) -> Option<Vec<(u16, u16, u16)>> {
+    let slots: Vec<redis::Value> = redis::cmd("CLUSTER").arg("SLOTS").query(conn).ok()?;
+    let mut view = Vec::new();
+    for range in slots {
+        let redis::Value::Array(parts) = range else {
+            return None;
+        };
+        let start: u16 = redis::from_redis_value(parts.first()?.clone()).ok()?;
+        let end: u16 = redis::from_redis_value(parts.get(1)?.clone()).ok()?;
+        let redis::Value::Array(master) = parts.get(2)?.clone() else {
+            return None;
+        };
+        let port: u16 = redis::from_redis_value(master.get(1)?.clone()).ok()?;
+        view.push((start, end, port));
+    }
+    view.sort_unstable();
+    let covered: u32 = view.iter().map(|(s, e, _)| u32::from(e - s) + 1).sum();
+    (covered == 16_384).then_some(view)
+}
+
+/// A number no other cluster of this process used.
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::SeqCst)
+}
+
+/// The cluster slot of `key` (CRC16 of its hash tag, or of the whole key).
+pub fn slot_of(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let tagged = bytes
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let close = bytes[open + 1..].iter().position(|&b| b == b'}')?;
+            (close > 0).then(|| &bytes[open + 1..open + 1 + close])
+        })
+        .unwrap_or(bytes);
+    aci_cache::aci_core::naming::crc16(tagged) % 16_384
+}

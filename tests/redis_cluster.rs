@@ -270,3 +270,199 @@ fn the_subscriber_hears_channels_of_one_slot_and_of_many() {
     expected.sort();
     assert_eq!(heard, expected);
 }
+
+/// `kill -9` of the master that owns the control slot: its replica takes
+/// over, the fleet elects a controller under a higher term than any it
+/// knew, every instance subscribes again, and decisions reach followers
+/// again. The times are printed; the bound asserted is generous (a loaded
+/// machine), the figures go in the README.
+#[test]
+fn a_killed_control_master_is_replaced_and_the_fleet_recovers() {
+    let mut cluster = RedisCluster::start();
+    let ns = unique_namespace("failover");
+    let interval = Duration::from_millis(300);
+    let fleet: Vec<Cache> = (0..3)
+        .map(|_| {
+            cache_on(&cluster, &ns, |b| {
+                b.role(aci_cache::Role::Auto).controller_interval(interval)
+            })
+        })
+        .collect();
+    let settled = eventually(Duration::from_secs(5), || {
+        fleet.iter().filter(|c| c.stats().is_controller).count() == 1
+            && fleet.iter().all(|c| c.stats().term >= 1)
+    });
+    assert!(settled.is_some(), "one controller, known to all");
+    let old_term = fleet.iter().map(|c| c.stats().term).max().unwrap();
+    let lease = fleet[0].instance().settings().core().lease_key().to_owned();
+    let control = cluster.master_of_slot(slot_of(&lease));
+
+    let killed = std::time::Instant::now();
+    cluster.node(control).kill();
+    // Recovered: one controller under a newer term, which every instance
+    // has heard (decisions flow again), and every instance subscribed.
+    let recovered = eventually(Duration::from_secs(30), || {
+        let stats: Vec<_> = fleet.iter().map(Cache::stats).collect();
+        let controllers = stats.iter().filter(|s| s.is_controller).count();
+        let term = stats.iter().map(|s| s.term).max().unwrap_or(0);
+        controllers == 1 && term > old_term && stats.iter().all(|s| s.term == term && s.subscribed)
+    });
+    let stats: Vec<_> = fleet
+        .iter()
+        .map(|c| {
+            (
+                c.stats().term,
+                c.stats().is_controller,
+                c.stats().subscribed,
+            )
+        })
+        .collect();
+    assert!(
+        recovered.is_some(),
+        "not recovered 30 s after the kill: (term, controller, subscribed) {stats:?}, old term {old_term}"
+    );
+    let promoted = cluster.master_of_slot(slot_of(&lease));
+    assert_ne!(promoted, control, "the replica took over the control slot");
+    eprintln!(
+        "control master killed: fleet recovered in {:?} (new term {}, old {old_term})",
+        killed.elapsed(),
+        fleet[0].stats().term
+    );
+
+    // Data and invalidations work on the new topology.
+    let (a, b) = (&fleet[0], &fleet[1]);
+    a.force_strategy(Some(Strategy::Eager)).unwrap();
+    b.force_strategy(Some(Strategy::Eager)).unwrap();
+    let keys = keys_on_every_master(&cluster, &ns, 1);
+    for key in &keys {
+        a.set(key, "after").unwrap();
+        assert!(eventually(Duration::from_secs(2), || {
+            b.get_string(key).unwrap().as_deref() == Some("after")
+        })
+        .is_some());
+    }
+}
+
+/// Slots move while one instance writes eagerly at ~100 writes/s and
+/// another reads: first a data key's slot, then the control slot that
+/// carries the invalidation channel (its subscribers get `sunsubscribe`
+/// and subscribe again). No call fails, no write is lost, and no read is
+/// older than the eager bound.
+#[test]
+fn slots_move_under_eager_writes_without_errors_or_stale_reads() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    let cluster = RedisCluster::start();
+    let ns = unique_namespace("migrate");
+    let a = Arc::new(cache_on(&cluster, &ns, |b| b));
+    let b = Arc::new(cache_on(&cluster, &ns, |b| b));
+    a.force_strategy(Some(Strategy::Eager)).unwrap();
+    b.force_strategy(Some(Strategy::Eager)).unwrap();
+    let keys = keys_on_every_master(&cluster, &ns, 1);
+    let moved_key = keys[0].clone();
+    /// Per key, events in order.
+    type Log<T> = Arc<Mutex<Vec<Vec<T>>>>;
+    // Acknowledged writes, per key: (sequence number, when acknowledged).
+    let acked: Log<(u64, Instant)> = Arc::new(Mutex::new(vec![Vec::new(); keys.len()]));
+    // Reads, per key: (when the read started, sequence number seen).
+    let reads: Log<(Instant, u64)> = Arc::new(Mutex::new(vec![Vec::new(); keys.len()]));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let writer = {
+        let (a, keys, acked, stop) = (
+            Arc::clone(&a),
+            keys.clone(),
+            Arc::clone(&acked),
+            Arc::clone(&stop),
+        );
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                for (i, key) in keys.iter().enumerate() {
+                    a.set(key, n.to_string())
+                        .expect("no user-visible error on set");
+                    acked.lock().unwrap()[i].push((n, Instant::now()));
+                }
+                std::thread::sleep(Duration::from_millis(30));
+            }
+            n
+        })
+    };
+    let reader = {
+        let (b, keys, reads, stop) = (
+            Arc::clone(&b),
+            keys.clone(),
+            Arc::clone(&reads),
+            Arc::clone(&stop),
+        );
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                for (i, key) in keys.iter().enumerate() {
+                    let started = Instant::now();
+                    let value = b.get_string(key).expect("no user-visible error on get");
+                    let seen = value.and_then(|v| v.parse().ok()).unwrap_or(0);
+                    reads.lock().unwrap()[i].push((started, seen));
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+
+    std::thread::sleep(Duration::from_millis(500));
+    let lease = a.instance().settings().core().lease_key().to_owned();
+    for slot in [slot_of(&format!("aci:{ns}:{moved_key}")), slot_of(&lease)] {
+        let from = cluster.master_of_slot(slot);
+        let to = *cluster.masters().iter().find(|&&p| p != from).unwrap();
+        let started = Instant::now();
+        cluster.migrate_slot(slot, to);
+        eprintln!(
+            "slot {slot} moved {from} -> {to} in {:?}",
+            started.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    let last = writer.join().expect("the writer saw no error");
+    reader.join().expect("the reader saw no error");
+
+    // No lost write: Redis holds the last acknowledged value of every key.
+    let direct = RedisClusterTransport::open(cluster.urls()).unwrap();
+    for key in &keys {
+        let stored = direct.get(&format!("aci:{ns}:{key}")).unwrap();
+        assert_eq!(
+            stored.as_deref(),
+            Some(last.to_string().as_bytes()),
+            "{key}"
+        );
+    }
+    // No read older than the bound: a read that started `BOUND` after a
+    // write was acknowledged sees that write or a newer one.
+    const BOUND: Duration = Duration::from_secs(2);
+    let (acked, reads) = (acked.lock().unwrap(), reads.lock().unwrap());
+    let mut checked = 0;
+    for (i, key) in keys.iter().enumerate() {
+        for &(started, seen) in &reads[i] {
+            let floor = acked[i]
+                .iter()
+                .rev()
+                .find(|(_, at)| *at + BOUND <= started)
+                .map_or(0, |(n, _)| *n);
+            assert!(seen >= floor, "{key}: read {seen} at {started:?}, but {floor} was acknowledged over {BOUND:?} before");
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "enough reads to mean something ({checked})");
+    let losses = b.stats().subscription_losses;
+    eprintln!(
+        "reads checked: {checked}; B's subscription losses: {losses}; writes per key: {last}"
+    );
+    assert!(
+        losses >= 1,
+        "moving the control slot unsubscribed B, which subscribed again"
+    );
+    assert!(b.stats().subscribed);
+}

@@ -21,17 +21,44 @@ impl RedisCluster {
     /// Starts six nodes, creates the cluster and waits until every node
     /// reports `cluster_state:ok` and knows every slot.
     pub fn start() -> RedisCluster {
-        let dir = std::env::temp_dir().join(format!("aci-cluster-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
+        // Clusters of parallel tests start one at a time, and a failed
+        // `--cluster create` (a port taken between our pick and the
+        // server's bind) starts over on new ports.
+        static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            match Self::try_start() {
+                Ok(cluster) => return cluster,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("{last_error}")
+    }
+
+    fn try_start() -> Result<RedisCluster, String> {
+        let cluster = unique();
         let nodes: Vec<RedisServer> = (0..6)
             .map(|i| {
-                let conf = dir.join(format!("nodes-{i}-{}.conf", unique()));
+                // Each node in a directory of its own: a replica writes the
+                // master's snapshot there as `dump.rdb`, which any node
+                // started later in the same place would load.
+                let dir = super::private_dir().join(format!("cluster-{cluster}-node-{i}"));
+                let _ = std::fs::create_dir_all(&dir);
+                let conf = dir.join("nodes.conf");
+                // The bus port named, not port + 10000: that may be taken,
+                // or beyond 65535.
+                let bus = super::another_free_port().to_string();
                 RedisServer::start_with(
                     &[
                         "--cluster-enabled",
                         "yes",
+                        "--cluster-port",
+                        &bus,
                         "--cluster-config-file",
                         &conf.to_string_lossy(),
+                        "--dir",
+                        &dir.to_string_lossy(),
                         "--cluster-node-timeout",
                         &NODE_TIMEOUT_MS.to_string(),
                         // A replica promoted by a test answers at once.
@@ -53,18 +80,20 @@ impl RedisCluster {
             .arg("create")
             .args(&addresses)
             .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .output()
             .expect("redis-cli must be installed beside redis-server");
-        assert!(
-            created.status.success(),
-            "redis-cli --cluster create failed: {}",
-            String::from_utf8_lossy(&created.stderr)
-        );
+        if !created.status.success() {
+            return Err(format!(
+                "redis-cli --cluster create failed: {}{}",
+                String::from_utf8_lossy(&created.stdout),
+                String::from_utf8_lossy(&created.stderr)
+            ));
+        }
         let cluster = RedisCluster { nodes };
         cluster.wait_until_ok(Duration::from_secs(20));
-        cluster
+        Ok(cluster)
     }
 
     /// The seed URLs of every node.
@@ -137,6 +166,94 @@ impl RedisCluster {
             .iter_mut()
             .find(|n| n.port == port)
             .expect("a node of this cluster")
+    }
+}
+
+impl RedisCluster {
+    /// Moves `slot` from its master to the master on port `to`, keys and
+    /// all, as `redis-cli --cluster reshard` does: `SETSLOT IMPORTING` /
+    /// `MIGRATING`, `MIGRATE` in batches, then `SETSLOT NODE` on every
+    /// master. Clients see `ASK` during the move and `MOVED` after it.
+    pub fn migrate_slot(&self, slot: u16, to: u16) {
+        let from = self.master_of_slot(slot);
+        assert_ne!(from, to, "slot {slot} is already on {to}");
+        let conn = |port: u16| {
+            redis::Client::open(format!("redis://127.0.0.1:{port}"))
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+                .expect("connect to a cluster node")
+        };
+        let id = |port: u16| -> String {
+            redis::cmd("CLUSTER")
+                .arg("MYID")
+                .query(&mut conn(port))
+                .expect("CLUSTER MYID")
+        };
+        let (from_id, to_id) = (id(from), id(to));
+        let (mut source, mut target) = (conn(from), conn(to));
+        let setslot = |c: &mut redis::Connection, how: &str, node: &str| {
+            redis::cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(slot)
+                .arg(how)
+                .arg(node)
+                .query::<()>(c)
+                .expect("CLUSTER SETSLOT");
+        };
+        setslot(&mut target, "IMPORTING", &from_id);
+        setslot(&mut source, "MIGRATING", &to_id);
+        loop {
+            let keys: Vec<String> = redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(100)
+                .query(&mut source)
+                .expect("CLUSTER GETKEYSINSLOT");
+            if keys.is_empty() {
+                break;
+            }
+            redis::cmd("MIGRATE")
+                .arg("127.0.0.1")
+                .arg(to)
+                .arg("")
+                .arg(0)
+                .arg(5000)
+                .arg("KEYS")
+                .arg(&keys)
+                .query::<()>(&mut source)
+                .expect("MIGRATE");
+        }
+        setslot(&mut target, "NODE", &to_id);
+        setslot(&mut source, "NODE", &to_id);
+        for node in &self.nodes {
+            if let Ok(mut c) = redis::Client::open(node.url())
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
+            {
+                let _ = redis::cmd("CLUSTER")
+                    .arg("SETSLOT")
+                    .arg(slot)
+                    .arg("NODE")
+                    .arg(&to_id)
+                    .query::<()>(&mut c);
+            }
+        }
+    }
+
+    /// The ports of the masters, sorted.
+    pub fn masters(&self) -> Vec<u16> {
+        for node in &self.nodes {
+            let Ok(mut conn) = redis::Client::open(node.url())
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+            else {
+                continue;
+            };
+            if let Some(view) = masters_of(&mut conn) {
+                let mut ports: Vec<u16> = view.into_iter().map(|(_, _, port)| port).collect();
+                ports.sort_unstable();
+                ports.dedup();
+                return ports;
+            }
+        }
+        panic!("no live node knows the masters")
     }
 }
 

@@ -82,7 +82,10 @@ impl RedisServer {
         let child = Command::new(redis_server_binary())
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+            // A directory of this process's own: a replica of a test
+            // cluster writes `dump.rdb` where it runs, and a server started
+            // later in the same directory would load it.
+            .args(["--dir", &private_dir().to_string_lossy()])
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -104,6 +107,13 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// This process's directory for server files, created on first use.
+pub fn private_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("aci-tests-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    dir
 }
 
 fn redis_server_binary() -> String {

@@ -220,6 +220,23 @@ impl RedisClusterTransport {
         }
     }
 
+    /// Runs `pipe` (commands of many slots, each node sent its share at
+    /// once); when the cluster refused some of them with a redirect — a slot
+    /// being moved (`ASK`, `TRYAGAIN`) or just moved (`MOVED`) — runs
+    /// `one_by_one` instead, whose single commands follow redirects. The
+    /// `redis` crate's cluster pipeline hands redirects back as errors
+    /// rather than following them; a user must not see them.
+    fn pipeline_or_one_by_one<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::cluster::ClusterPipeline,
+        one_by_one: impl Fn(&mut ClusterConnection) -> RedisResult<T>,
+    ) -> Result<T, TransportError> {
+        self.with_connection(|c| match pipe.query(c) {
+            Err(e) if redirected(&e) => one_by_one(c),
+            other => other,
+        })
+    }
+
     /// The masters, as `(host, port)`, sorted: the order a scan visits them.
     fn masters(&self) -> Result<Vec<(String, u16)>, TransportError> {
         let ranges = self.with_connection(subscription::slot_ranges)?;
@@ -251,7 +268,7 @@ impl Transport for RedisClusterTransport {
         // `GET` and `PTTL` of one key: one slot, one node, one round trip.
         let mut pipe = redis::cluster::cluster_pipe();
         pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
-        let answer = self.with_connection(|c| pipe.query(c))?;
+        let answer = self.pipeline_or_one_by_one(&pipe, |c| get_then_pttl(c, key))?;
         Ok(with_ttl(answer))
     }
 
@@ -304,7 +321,9 @@ impl Transport for RedisClusterTransport {
         let answer: Vec<(Option<Vec<u8>>, i64)> = if keys.is_empty() {
             Vec::new()
         } else {
-            self.with_connection(|c| pipe.query(c))?
+            self.pipeline_or_one_by_one(&pipe, |c| {
+                keys.iter().map(|key| get_then_pttl(c, key)).collect()
+            })?
         };
         Ok(answer.into_iter().map(with_ttl).collect())
     }
@@ -324,11 +343,25 @@ impl Transport for RedisClusterTransport {
                 .arg(px_millis(ttl))
                 .ignore();
         }
+        let one_by_one = |c: &mut ClusterConnection| {
+            for (key, value) in entries {
+                redis::cmd("SET")
+                    .arg(*key)
+                    .arg(*value)
+                    .arg("PX")
+                    .arg(px_millis(ttl))
+                    .query::<()>(c)?;
+            }
+            Ok(())
+        };
         self.then_publish(then, |c| {
             if entries.is_empty() {
-                Ok(())
-            } else {
-                pipe.query::<()>(c)
+                return Ok(());
+            }
+            match pipe.query::<()>(c) {
+                // Writing a key again with the same value and TTL is harmless.
+                Err(e) if redirected(&e) => one_by_one(c),
+                other => other,
             }
         })
     }
@@ -403,9 +436,16 @@ impl Transport for RedisClusterTransport {
         }
         let removed: Vec<u64> = self.then_publish(then, |c| {
             if keys.is_empty() {
-                Ok(Vec::new())
-            } else {
-                pipe.query(c)
+                return Ok(Vec::new());
+            }
+            match pipe.query(c) {
+                // Removed again one by one, a key the pipeline did remove
+                // counts 0: under a slot move the count may fall short.
+                Err(e) if redirected(&e) => keys
+                    .iter()
+                    .map(|key| redis::cmd("UNLINK").arg(key).query(c))
+                    .collect(),
+                other => other,
             }
         })?;
         Ok(removed.iter().sum())
@@ -451,6 +491,26 @@ impl Transport for RedisClusterTransport {
         let cmd = lease_release_cmd(key, holder, term);
         self.with_connection(|c| cmd.query::<i64>(c)).map(drop)
     }
+}
+
+/// Whether `error` is a pipeline's redirects only (`MOVED`, `ASK`,
+/// `TRYAGAIN`): the commands they name were refused, not run.
+fn redirected(error: &redis::RedisError) -> bool {
+    use redis::ServerErrorKind::{Ask, Moved, TryAgain};
+    error.clone().into_server_errors().is_some_and(|errors| {
+        !errors.is_empty()
+            && errors
+                .iter()
+                .all(|(_, e)| matches!(e.kind(), Some(Moved | Ask | TryAgain)))
+    })
+}
+
+/// `GET` then `PTTL` of `key` as two single commands, each following its
+/// redirect.
+fn get_then_pttl(c: &mut ClusterConnection, key: &str) -> RedisResult<(Option<Vec<u8>>, i64)> {
+    let value: Option<Vec<u8>> = redis::cmd("GET").arg(key).query(c)?;
+    let left: i64 = redis::cmd("PTTL").arg(key).query(c)?;
+    Ok((value, left))
 }
 
 /// The cluster client for `seeds`, with the first seed's credentials and

@@ -466,3 +466,85 @@ fn slots_move_under_eager_writes_without_errors_or_stale_reads() {
     );
     assert!(b.stats().subscribed);
 }
+
+/// A manual `CLUSTER FAILOVER` of the control slot's master (its replica
+/// takes over without losing a write): the fleet carries on, subscribed,
+/// under one controller.
+#[test]
+fn a_manual_failover_of_the_control_slot_keeps_the_fleet_going() {
+    let cluster = RedisCluster::start();
+    let ns = unique_namespace("manual");
+    let fleet: Vec<Cache> = (0..2)
+        .map(|_| {
+            cache_on(&cluster, &ns, |b| {
+                b.role(aci_cache::Role::Auto)
+                    .controller_interval(Duration::from_millis(300))
+            })
+        })
+        .collect();
+    assert!(eventually(Duration::from_secs(5), || fleet
+        .iter()
+        .all(|c| c.stats().term >= 1))
+    .is_some());
+    let lease = fleet[0].instance().settings().core().lease_key().to_owned();
+    let master = cluster.master_of_slot(slot_of(&lease));
+    let replica = cluster.replica_of(master);
+    cluster.failover_to(replica);
+    assert_eq!(cluster.master_of_slot(slot_of(&lease)), replica);
+    let (a, b) = (&fleet[0], &fleet[1]);
+    a.force_strategy(Some(Strategy::Eager)).unwrap();
+    b.force_strategy(Some(Strategy::Eager)).unwrap();
+    let recovered = eventually(Duration::from_secs(15), || {
+        fleet.iter().all(|c| c.stats().subscribed)
+            && fleet.iter().filter(|c| c.stats().is_controller).count() == 1
+    });
+    assert!(recovered.is_some(), "subscribed, one controller");
+    for round in 0..5 {
+        let value = format!("v{round}");
+        a.set("after-failover", &value).unwrap();
+        let fresh = eventually(Duration::from_secs(2), || {
+            b.get_string("after-failover").unwrap().as_deref() == Some(value.as_str())
+        });
+        assert!(fresh.is_some(), "round {round}");
+    }
+}
+
+/// A failover that loses the newest lease grant and term counter (an
+/// asynchronous replica that had not received them) must not issue a term
+/// the fleet already knows: the next grant goes above the highest term any
+/// candidate has seen. Played here by deleting both keys on the master, as
+/// such a promotion leaves them.
+#[test]
+fn a_lost_lease_and_counter_never_reissue_a_known_term() {
+    let ns = unique_namespace("lossy");
+    let fleet: Vec<Cache> = (0..3)
+        .map(|_| {
+            cache_on(shared(), &ns, |b| {
+                b.role(aci_cache::Role::Auto)
+                    .controller_interval(Duration::from_millis(200))
+            })
+        })
+        .collect();
+    assert!(eventually(Duration::from_secs(5), || fleet
+        .iter()
+        .all(|c| c.stats().term >= 1))
+    .is_some());
+    let lease = fleet[0].instance().settings().core().lease_key().to_owned();
+    let direct = RedisClusterTransport::open(shared().urls()).unwrap();
+    let mut highest = 0;
+    for _ in 0..3 {
+        highest = highest.max(fleet.iter().map(|c| c.stats().term).max().unwrap());
+        direct.delete(&lease, &[]).unwrap();
+        direct.delete(&format!("{lease}:term"), &[]).unwrap();
+        let moved_on = eventually(Duration::from_secs(5), || {
+            fleet
+                .iter()
+                .any(|c| c.stats().is_controller && c.stats().term > highest)
+        });
+        let terms: Vec<u64> = fleet.iter().map(|c| c.stats().term).collect();
+        assert!(
+            moved_on.is_some(),
+            "no grant above term {highest}: {terms:?}"
+        );
+    }
+}

@@ -238,6 +238,57 @@ impl RedisCluster {
         }
     }
 
+    /// The port of a replica of the master on `master`.
+    pub fn replica_of(&self, master: u16) -> u16 {
+        let id: String = redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query(&mut node_conn(master))
+            .expect("CLUSTER MYID");
+        for node in &self.nodes {
+            let Ok(mut conn) = redis::Client::open(node.url())
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+            else {
+                continue;
+            };
+            let replication: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut conn)
+                .unwrap_or_default();
+            let myself: String = redis::cmd("CLUSTER")
+                .arg("NODES")
+                .query(&mut conn)
+                .unwrap_or_default();
+            let is_replica_of_master = myself
+                .lines()
+                .any(|l| l.contains("myself") && l.contains("slave") && l.contains(&id));
+            if replication.contains("role:slave") && is_replica_of_master {
+                return node.port;
+            }
+        }
+        panic!("no replica of {master}")
+    }
+
+    /// `CLUSTER FAILOVER` on the replica at `replica`, then waits until it
+    /// is master and the cluster agrees.
+    pub fn failover_to(&self, replica: u16) {
+        redis::cmd("CLUSTER")
+            .arg("FAILOVER")
+            .query::<()>(&mut node_conn(replica))
+            .expect("CLUSTER FAILOVER");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let role: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut node_conn(replica))
+                .unwrap_or_default();
+            if role.contains("role:master") && self.all_ok() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the failover did not finish");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The ports of the masters, sorted.
     pub fn masters(&self) -> Vec<u16> {
         for node in &self.nodes {
@@ -297,4 +348,11 @@ pub fn slot_of(key: &str) -> u16 {
         })
         .unwrap_or(bytes);
     aci_cache::aci_core::naming::crc16(tagged) % 16_384
+}
+
+/// A connection to the node on `port`.
+fn node_conn(port: u16) -> redis::Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+        .expect("connect to a cluster node")
 }

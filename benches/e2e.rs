@@ -17,6 +17,9 @@ use aci_cache::{AdaptiveCache, Builder, Strategy};
 
 #[path = "shared/hit_rate.rs"]
 mod hit_rate;
+#[path = "shared/timing.rs"]
+mod timing;
+use timing::{interleaved, median, micros, percentile, row};
 
 const KEYS: usize = 100_000;
 
@@ -222,62 +225,6 @@ fn key(i: usize) -> String {
 
 fn value(i: usize) -> String {
     format!("{{\"id\": {i:08}, \"name\": \"abc\"}}")
-}
-
-/// Samples `ours` and `baseline` in alternating blocks, so that a machine
-/// busy for a while slows both alike; returns (ours, baseline).
-fn interleaved(
-    rounds: usize,
-    per_round: usize,
-    mut ours: impl FnMut(usize),
-    mut baseline: impl FnMut(usize),
-) -> (Vec<Duration>, Vec<Duration>) {
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    for r in 0..rounds {
-        b.extend(sample(per_round, |i| baseline(r * per_round + i)));
-        a.extend(sample(per_round, |i| ours(r * per_round + i)));
-    }
-    (a, b)
-}
-
-fn sample(n: usize, mut op: impl FnMut(usize)) -> Vec<Duration> {
-    (0..n)
-        .map(|i| {
-            let start = Instant::now();
-            op(i);
-            start.elapsed()
-        })
-        .collect()
-}
-
-fn median(samples: &[Duration]) -> Duration {
-    percentile(samples, 0.5)
-}
-
-fn percentile(samples: &[Duration], p: f64) -> Duration {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
-fn row(what: &str, ours: Duration, baseline: Duration) {
-    let fmt = |d: Duration| {
-        if d < Duration::from_micros(10) {
-            format!("{} ns", d.as_nanos())
-        } else {
-            format!("{:.1} µs", micros(d))
-        }
-    };
-    println!(
-        "| {what} | {} | {} | {:.3}× |",
-        fmt(ours),
-        fmt(baseline),
-        ours.as_secs_f64() / baseline.as_secs_f64()
-    );
 }
 
 /// A writes in eager mode; the time until B, which had the old value

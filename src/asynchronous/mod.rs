@@ -141,6 +141,43 @@ impl Builder<Async> {
         AsyncAdaptiveCache::start_with(transport, settings).await
     }
 
+    /// Builds and starts an async cache on the Redis Cluster that `seeds`
+    /// belong to (features `cluster` and `tokio`), as
+    /// [`Builder::connect_cluster`](crate::Builder::connect_cluster) does
+    /// for the blocking cache: cluster names unless another naming was
+    /// chosen, subscribed on every node that owns a channel, or a typed
+    /// error within the timeout.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> aci_cache::Result<()> {
+    /// let cache = aci_cache::AsyncAdaptiveCache::builder()
+    ///     .namespace("users")
+    ///     .connect_cluster(["redis://127.0.0.1:7001", "redis://127.0.0.1:7002"])
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "cluster")]
+    pub async fn connect_cluster<I, S>(
+        self,
+        seeds: I,
+    ) -> Result<AsyncAdaptiveCache<aci_transports::RedisClusterAsyncTransport>>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let settings = self.cluster_settings()?;
+        let mode = if settings.core().naming().is_sharded() {
+            aci_transports::PubSubMode::Sharded
+        } else {
+            aci_transports::PubSubMode::Classic
+        };
+        let transport = aci_transports::RedisClusterAsyncTransport::open(seeds)?
+            .with_timeout(settings.timeout)
+            .with_pubsub(mode);
+        AsyncAdaptiveCache::start_with(transport, settings).await
+    }
+
     /// Builds and starts an async cache on a `redis::Client` you already have.
     ///
     /// ```no_run

@@ -45,6 +45,8 @@ pub use memory::MemoryAsyncSubscription;
 pub use memory::{MemorySubscription, MemoryTransport};
 #[cfg(feature = "redis")]
 pub use redis::{RedisSubscription, RedisTransport};
+#[cfg(all(feature = "cluster", feature = "tokio"))]
+pub use redis_cluster::{ClusterAsyncSubscription, RedisClusterAsyncTransport};
 #[cfg(feature = "cluster")]
 pub use redis_cluster::{ClusterSubscription, PubSubMode, RedisClusterTransport};
 pub use transport::{Deliver, Outgoing, Received, Subscription, Transport, ValueWithTtl};

@@ -10,6 +10,8 @@
 //! (`../shared/DESIGN.md`, "Redis Cluster"), so [`ClusterSubscription`]
 //! keeps one dedicated connection per node that owns one of the channels.
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod subscription;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +22,8 @@ use bytes::Bytes;
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::{ConnectionInfo, RedisResult};
 
+#[cfg(feature = "tokio")]
+pub use asynchronous::{ClusterAsyncSubscription, RedisClusterAsyncTransport};
 pub use subscription::ClusterSubscription;
 
 use crate::lease::scripts;

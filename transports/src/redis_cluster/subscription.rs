@@ -35,9 +35,14 @@ const POLL: Duration = Duration::from_millis(50);
 /// After this long without a message a reader checks its node is there.
 const HEALTH_CHECK_AFTER: Duration = Duration::from_secs(1);
 
+/// Where readers put what they read and the error that ends them; whether
+/// anyone is still listening.
+pub(crate) type Sink = Arc<dyn Fn(Result<Received, TransportError>) -> bool + Send + Sync>;
+
 /// A live subscription over the nodes that own its channels.
 pub struct ClusterSubscription {
-    rx: mpsc::Receiver<Result<Received, TransportError>>,
+    /// What the readers send, unless they were given another sink.
+    rx: Option<mpsc::Receiver<Result<Received, TransportError>>>,
     stop: Arc<AtomicBool>,
     readers: Vec<JoinHandle<()>>,
     nodes: Vec<String>,
@@ -100,6 +105,20 @@ impl ClusterSubscription {
         channels: &[&str],
         deliver: Option<Arc<dyn Deliver>>,
     ) -> Result<Self, TransportError> {
+        let (tx, rx) = mpsc::channel();
+        let sink: Sink = Arc::new(move |item| tx.send(item).is_ok());
+        let mut subscription = Self::start_into(transport, channels, deliver, sink)?;
+        subscription.rx = Some(rx);
+        Ok(subscription)
+    }
+
+    /// [`ClusterSubscription::start`], the readers sending into `sink`.
+    pub(crate) fn start_into(
+        transport: &RedisClusterTransport,
+        channels: &[&str],
+        deliver: Option<Arc<dyn Deliver>>,
+        sink: Sink,
+    ) -> Result<Self, TransportError> {
         let ranges = transport.with_connection(slot_ranges)?;
         let mut by_node: BTreeMap<(String, u16), Vec<String>> = BTreeMap::new();
         for channel in channels {
@@ -125,10 +144,9 @@ impl ClusterSubscription {
             };
             by_node.entry(node).or_default().push((*channel).to_owned());
         }
-        let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let mut subscription = ClusterSubscription {
-            rx,
+            rx: None,
             stop: Arc::clone(&stop),
             readers: Vec::new(),
             nodes: by_node.keys().map(|(h, p)| format!("{h}:{p}")).collect(),
@@ -141,7 +159,7 @@ impl ClusterSubscription {
                 channels,
                 verbs: Verbs::of(transport.mode),
                 timeout: transport.timeout,
-                tx: tx.clone(),
+                sink: Arc::clone(&sink),
                 deliver: deliver.clone(),
                 stop: Arc::clone(&stop),
             };
@@ -247,7 +265,7 @@ struct Reader {
     channels: Vec<String>,
     verbs: Verbs,
     timeout: Duration,
-    tx: mpsc::Sender<Result<Received, TransportError>>,
+    sink: Sink,
     deliver: Option<Arc<dyn Deliver>>,
     stop: Arc<AtomicBool>,
 }
@@ -296,7 +314,7 @@ impl Reader {
             return;
         }
         if let Err(e) = self.serve(&mut conn) {
-            let _ = self.tx.send(Err(e));
+            let _ = (self.sink)(Err(e));
         }
     }
 
@@ -386,7 +404,7 @@ impl Reader {
             channel: channel.into_owned(),
             payload: Bytes::copy_from_slice(payload),
         };
-        self.tx.send(Ok(received)).is_ok()
+        (self.sink)(Ok(received))
     }
 }
 
@@ -399,7 +417,12 @@ fn lost(channel: &str) -> TransportError {
 
 impl Subscription for ClusterSubscription {
     fn recv(&mut self, timeout: Duration) -> Result<Option<Received>, TransportError> {
-        match self.rx.recv_timeout(timeout) {
+        let Some(rx) = &self.rx else {
+            // Started into another sink: nothing arrives here.
+            std::thread::sleep(timeout);
+            return Ok(None);
+        };
+        match rx.recv_timeout(timeout) {
             Ok(Ok(message)) => Ok(Some(message)),
             Ok(Err(e)) => Err(e),
             Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),

@@ -629,3 +629,65 @@ fn a_frozen_control_master_is_noticed_and_the_fleet_recovers() {
     })
     .is_some());
 }
+
+/// A cluster that requires a password: the right one works on every node
+/// (the subscriber's connections included), a wrong one or none fails
+/// typed as denied within the timeout, and nothing is written.
+#[test]
+fn credentials_reach_every_node_and_wrong_ones_are_denied() {
+    let cluster = RedisCluster::start_with_password(Some("cluster-secret-pw"));
+    let ns = unique_namespace("secured");
+    let a = cache_on(&cluster, &ns, |b| b);
+    let b = cache_on(&cluster, &ns, |b| b);
+    a.force_strategy(Some(Strategy::Eager)).unwrap();
+    b.force_strategy(Some(Strategy::Eager)).unwrap();
+    let keys = keys_on_every_master(&cluster, &ns, 1);
+    for key in &keys {
+        a.set(key, "old").unwrap();
+        assert_eq!(b.get_string(key).unwrap().as_deref(), Some("old"));
+        a.set(key, "new").unwrap();
+        assert!(eventually(Duration::from_secs(1), || {
+            b.get_string(key).unwrap().as_deref() == Some("new")
+        })
+        .is_some());
+    }
+
+    let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
+    for (label, urls) in [
+        (
+            "wrong password",
+            ports
+                .iter()
+                .map(|p| format!("redis://:not-the-password@127.0.0.1:{p}"))
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "no password",
+            ports
+                .iter()
+                .map(|p| format!("redis://127.0.0.1:{p}"))
+                .collect(),
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let refused = Builder::new()
+            .namespace(&ns)
+            .timeout(Duration::from_millis(500))
+            .connect_cluster(&urls);
+        let err = refused
+            .err()
+            .unwrap_or_else(|| panic!("{label}: connected"));
+        assert!(err.is_denied(), "{label}: {err:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{label}: took {:?}",
+            started.elapsed()
+        );
+    }
+    // A seed that is no node at all.
+    let err = Builder::new()
+        .timeout(Duration::from_millis(300))
+        .connect_cluster(["redis://127.0.0.1:1"])
+        .expect_err("nothing listens on port 1");
+    assert!(err.is_unavailable(), "{err:?}");
+}

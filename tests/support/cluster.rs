@@ -15,12 +15,20 @@ pub const NODE_TIMEOUT_MS: u64 = 1_000;
 /// Six nodes joined into one cluster, 3 masters with a replica each.
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
+    /// The password every node requires (`requirepass`), if any.
+    password: Option<String>,
 }
 
 impl RedisCluster {
     /// Starts six nodes, creates the cluster and waits until every node
     /// reports `cluster_state:ok` and knows every slot.
     pub fn start() -> RedisCluster {
+        Self::start_with_password(None)
+    }
+
+    /// [`RedisCluster::start`] with every node requiring `password`
+    /// (`requirepass`, and `masterauth` for the replicas).
+    pub fn start_with_password(password: Option<&str>) -> RedisCluster {
         // Clusters of parallel tests start one at a time, and a failed
         // `--cluster create` (a port taken between our pick and the
         // server's bind) starts over on new ports.
@@ -28,7 +36,7 @@ impl RedisCluster {
         let _one_at_a_time = STARTING.lock().unwrap_or_else(|e| e.into_inner());
         let mut last_error = String::new();
         for _ in 0..3 {
-            match Self::try_start() {
+            match Self::try_start(password) {
                 Ok(cluster) => return cluster,
                 Err(e) => last_error = e,
             }
@@ -36,7 +44,12 @@ impl RedisCluster {
         panic!("{last_error}")
     }
 
-    fn try_start() -> Result<RedisCluster, String> {
+    fn try_start(password: Option<&str>) -> Result<RedisCluster, String> {
+        let secured: Vec<&str> = match password {
+            Some(pw) => vec!["--requirepass", pw, "--masterauth", pw],
+            None => Vec::new(),
+        };
+        let auth = password.map(|pw| format!(":{pw}"));
         let cluster = unique();
         let nodes: Vec<RedisServer> = (0..6)
             .map(|i| {
@@ -49,30 +62,31 @@ impl RedisCluster {
                 // The bus port named, not port + 10000: that may be taken,
                 // or beyond 65535.
                 let bus = super::another_free_port().to_string();
-                RedisServer::start_with(
-                    &[
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-port",
-                        &bus,
-                        "--cluster-config-file",
-                        &conf.to_string_lossy(),
-                        "--dir",
-                        &dir.to_string_lossy(),
-                        "--cluster-node-timeout",
-                        &NODE_TIMEOUT_MS.to_string(),
-                        // A replica promoted by a test answers at once.
-                        "--cluster-replica-validity-factor",
-                        "0",
-                        "--cluster-require-full-coverage",
-                        "no",
-                        // Replicas sync at once rather than after the 5 s
-                        // a diskless sync waits by default for company.
-                        "--repl-diskless-sync-delay",
-                        "0",
-                    ],
-                    None,
-                )
+                let (conf, dir) = (conf.to_string_lossy(), dir.to_string_lossy());
+                let timeout = NODE_TIMEOUT_MS.to_string();
+                let mut args = vec![
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    &bus,
+                    "--cluster-config-file",
+                    &conf,
+                    "--dir",
+                    &dir,
+                    "--cluster-node-timeout",
+                    &timeout,
+                    // A replica promoted by a test answers at once.
+                    "--cluster-replica-validity-factor",
+                    "0",
+                    "--cluster-require-full-coverage",
+                    "no",
+                    // Replicas sync at once rather than after the 5 s a
+                    // diskless sync waits by default for company.
+                    "--repl-diskless-sync-delay",
+                    "0",
+                ];
+                args.extend(&secured);
+                RedisServer::start_with(&args, auth.as_deref())
             })
             .collect();
         let addresses: Vec<String> = nodes
@@ -84,6 +98,12 @@ impl RedisCluster {
             .arg("create")
             .args(&addresses)
             .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .args(
+                password
+                    .map(|pw| ["-a", pw, "--no-auth-warning"])
+                    .into_iter()
+                    .flatten(),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .output()
@@ -95,15 +115,32 @@ impl RedisCluster {
                 String::from_utf8_lossy(&created.stderr)
             ));
         }
-        let cluster = RedisCluster { nodes };
+        let cluster = RedisCluster {
+            nodes,
+            password: password.map(str::to_owned),
+        };
         cluster.wait_until_ok(Duration::from_secs(20));
         cluster.wait_until_replicas_synced(Duration::from_secs(20));
         Ok(cluster)
     }
 
-    /// The seed URLs of every node.
+    /// The seed URLs of every node, with the password when there is one.
     pub fn urls(&self) -> Vec<String> {
-        self.nodes.iter().map(RedisServer::url).collect()
+        self.nodes.iter().map(|n| self.url_of(n.port)).collect()
+    }
+
+    /// The URL of the node on `port`, with the password when there is one.
+    pub fn url_of(&self, port: u16) -> String {
+        match &self.password {
+            Some(pw) => format!("redis://:{pw}@127.0.0.1:{port}"),
+            None => format!("redis://127.0.0.1:{port}"),
+        }
+    }
+
+    fn node_conn(&self, port: u16) -> redis::Connection {
+        redis::Client::open(self.url_of(port))
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+            .expect("connect to a cluster node")
     }
 
     /// Waits until every live node says the cluster is ok and agrees on
@@ -125,7 +162,7 @@ impl RedisCluster {
         let deadline = Instant::now() + within;
         loop {
             let synced = self.nodes.iter().all(|node| {
-                let Ok(mut conn) = redis::Client::open(node.url())
+                let Ok(mut conn) = redis::Client::open(self.url_of(node.port))
                     .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
                 else {
                     return true; // a killed node
@@ -147,7 +184,7 @@ impl RedisCluster {
     fn all_ok(&self) -> bool {
         let mut views = Vec::new();
         for node in &self.nodes {
-            let Ok(client) = redis::Client::open(node.url()) else {
+            let Ok(client) = redis::Client::open(self.url_of(node.port)) else {
                 return false;
             };
             let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200))
@@ -173,7 +210,7 @@ impl RedisCluster {
     /// live node) sees it.
     pub fn master_of_slot(&self, slot: u16) -> u16 {
         for node in &self.nodes {
-            let Ok(mut conn) = redis::Client::open(node.url())
+            let Ok(mut conn) = redis::Client::open(self.url_of(node.port))
                 .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
             else {
                 continue;
@@ -207,11 +244,7 @@ impl RedisCluster {
     pub fn migrate_slot(&self, slot: u16, to: u16) {
         let from = self.master_of_slot(slot);
         assert_ne!(from, to, "slot {slot} is already on {to}");
-        let conn = |port: u16| {
-            redis::Client::open(format!("redis://127.0.0.1:{port}"))
-                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
-                .expect("connect to a cluster node")
-        };
+        let conn = |port: u16| self.node_conn(port);
         let id = |port: u16| -> String {
             redis::cmd("CLUSTER")
                 .arg("MYID")
@@ -255,7 +288,7 @@ impl RedisCluster {
         setslot(&mut target, "NODE", &to_id);
         setslot(&mut source, "NODE", &to_id);
         for node in &self.nodes {
-            if let Ok(mut c) = redis::Client::open(node.url())
+            if let Ok(mut c) = redis::Client::open(self.url_of(node.port))
                 .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
             {
                 let _ = redis::cmd("CLUSTER")
@@ -272,10 +305,10 @@ impl RedisCluster {
     pub fn replica_of(&self, master: u16) -> u16 {
         let id: String = redis::cmd("CLUSTER")
             .arg("MYID")
-            .query(&mut node_conn(master))
+            .query(&mut self.node_conn(master))
             .expect("CLUSTER MYID");
         for node in &self.nodes {
-            let Ok(mut conn) = redis::Client::open(node.url())
+            let Ok(mut conn) = redis::Client::open(self.url_of(node.port))
                 .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
             else {
                 continue;
@@ -303,13 +336,13 @@ impl RedisCluster {
     pub fn failover_to(&self, replica: u16) {
         redis::cmd("CLUSTER")
             .arg("FAILOVER")
-            .query::<()>(&mut node_conn(replica))
+            .query::<()>(&mut self.node_conn(replica))
             .expect("CLUSTER FAILOVER");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let role: String = redis::cmd("INFO")
                 .arg("replication")
-                .query(&mut node_conn(replica))
+                .query(&mut self.node_conn(replica))
                 .unwrap_or_default();
             if role.contains("role:master") && self.all_ok() {
                 return;
@@ -322,7 +355,7 @@ impl RedisCluster {
     /// The ports of the masters, sorted.
     pub fn masters(&self) -> Vec<u16> {
         for node in &self.nodes {
-            let Ok(mut conn) = redis::Client::open(node.url())
+            let Ok(mut conn) = redis::Client::open(self.url_of(node.port))
                 .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
             else {
                 continue;
@@ -378,11 +411,4 @@ pub fn slot_of(key: &str) -> u16 {
         })
         .unwrap_or(bytes);
     aci_cache::aci_core::naming::crc16(tagged) % 16_384
-}
-
-/// A connection to the node on `port`.
-fn node_conn(port: u16) -> redis::Connection {
-    redis::Client::open(format!("redis://127.0.0.1:{port}"))
-        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
-        .expect("connect to a cluster node")
 }

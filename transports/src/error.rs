@@ -76,6 +76,21 @@ fn refused_access(error: &::redis::RedisError) -> bool {
             .clone()
             .into_server_errors()
             .is_some_and(|replies| replies.iter().any(|(_, e)| denial(e.code())))
+        || cluster_refused_access(error)
+}
+
+/// The cluster client reports "failed to connect to each cluster node" as
+/// an I/O error, each node's cause only in its text: a node that refused
+/// our credentials makes it a denial, not an outage.
+fn cluster_refused_access(error: &::redis::RedisError) -> bool {
+    if error.kind() != ::redis::ErrorKind::Io {
+        return false;
+    }
+    let text = error.to_string();
+    text.contains("cluster node")
+        && ["AuthenticationFailed", "WRONGPASS", "NOAUTH", "NOPERM"]
+            .iter()
+            .any(|code| text.contains(code))
 }
 
 /// Splits the answer of a pipeline whose first command changes data and

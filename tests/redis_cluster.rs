@@ -691,3 +691,70 @@ fn credentials_reach_every_node_and_wrong_ones_are_denied() {
         .expect_err("nothing listens on port 1");
     assert!(err.is_unavailable(), "{err:?}");
 }
+
+/// With invalidations over buckets, moving one bucket channel's slot drops
+/// only that bucket's near-cache entries: the instance subscribes again
+/// before letting the old subscription go, so the other buckets were heard
+/// throughout and their entries stay.
+#[test]
+fn a_moved_bucket_channel_drops_only_its_bucket() {
+    let cluster = RedisCluster::start();
+    let ns = unique_namespace("partial");
+    let sharded = |b: Builder| b.naming(Naming::Sharded { buckets: 8 });
+    let a = cache_on(&cluster, &ns, sharded);
+    let b = cache_on(&cluster, &ns, sharded);
+    a.force_strategy(Some(Strategy::Eager)).unwrap();
+    b.force_strategy(Some(Strategy::Eager)).unwrap();
+    let config = b.instance().settings().core().clone();
+    let keys: Vec<String> = (0..64).map(|i| format!("k{i}")).collect();
+    for key in &keys {
+        a.set(key, "v").unwrap();
+    }
+    // B caches every key (waiting out A's invalidations first).
+    std::thread::sleep(Duration::from_millis(300));
+    for key in &keys {
+        assert_eq!(b.get_string(key).unwrap().as_deref(), Some("v"));
+    }
+    let moved_bucket = config.bucket_of(&keys[0]);
+    let channel = config.invalidation_channel_of(moved_bucket).to_string();
+    let slot = slot_of(&channel);
+    let from = cluster.master_of_slot(slot);
+    let to = *cluster.masters().iter().find(|&&p| p != from).unwrap();
+    let losses = b.stats().subscription_losses;
+    cluster.migrate_slot(slot, to);
+    assert!(
+        eventually(Duration::from_secs(5), || b.stats().subscription_losses
+            > losses)
+        .is_some(),
+        "B noticed its bucket channel moved"
+    );
+    assert!(b.is_subscribed());
+    let (hits, misses) = (b.stats().cache_hits, b.stats().cache_misses);
+    let in_bucket = keys
+        .iter()
+        .filter(|k| config.bucket_of(k) == moved_bucket)
+        .count() as u64;
+    for key in &keys {
+        assert_eq!(b.get_string(key).unwrap().as_deref(), Some("v"));
+    }
+    let stats = b.stats();
+    assert_eq!(
+        stats.cache_misses - misses,
+        in_bucket,
+        "only the moved bucket's {in_bucket} keys were dropped"
+    );
+    assert_eq!(stats.cache_hits - hits, keys.len() as u64 - in_bucket);
+    assert_eq!(
+        stats.full_drops, 1,
+        "no whole drop beyond the forced switch's"
+    );
+
+    // The moved bucket's channel is heard again, on its new node.
+    for key in keys.iter().filter(|k| config.bucket_of(k) == moved_bucket) {
+        a.set(key, "new").unwrap();
+        assert!(eventually(Duration::from_secs(2), || {
+            b.get_string(key).unwrap().as_deref() == Some("new")
+        })
+        .is_some());
+    }
+}

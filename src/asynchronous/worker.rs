@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aci_core::LeaseOp;
-use aci_transports::{AsyncSubscription, AsyncTransport};
+use aci_transports::{AsyncSubscription, AsyncTransport, TransportError};
 
 use super::Shared;
 use crate::instance::{Dispatch, Outbound};
@@ -68,6 +68,21 @@ pub(super) async fn run<T: AsyncTransport>(
         tokio::select! {
             received = sub.recv() => match received {
                 Ok(message) => publish(&shared, instance.handle_message(&message.channel, &message.payload, shared.clock.now())).await,
+                Err(TransportError::ChannelLost { channel }) => {
+                    // Make before break, as the blocking worker does.
+                    match shared.transport.subscribe(&channels).await {
+                        Ok(fresh) => {
+                            drop(subscription.replace(fresh));
+                            instance.channel_lost(&channel, shared.clock.now());
+                            tracing::info!(%channel, "channel lost and subscribed again; dropped what it covers");
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, %channel, "channel lost; cannot subscribe again; dropping the near cache");
+                            subscription = None;
+                            retry_at = Some(instance.subscription_lost(shared.clock.now()));
+                        }
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "subscription lost; dropping the near cache");
                     subscription = None;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aci_core::LeaseOp;
-use aci_transports::{Subscription, Transport};
+use aci_transports::{Subscription, Transport, TransportError};
 
 use super::Shared;
 use crate::instance::{Dispatch, Outbound};
@@ -72,6 +72,26 @@ pub(super) fn run<T: Transport>(
                     instance.handle_message(&message.channel, &message.payload, shared.clock.now()),
                 ),
                 Ok(None) => {}
+                Err(TransportError::ChannelLost { channel }) => {
+                    // Make before break: a new subscription to every
+                    // channel, then the old one dropped, so that only the
+                    // lost channel went unheard for a while.
+                    match shared.transport.subscribe_delivering(
+                        &channels,
+                        super::direct::Direct::deliver_to(Arc::clone(shared)),
+                    ) {
+                        Ok(fresh) => {
+                            drop(subscription.replace(fresh));
+                            instance.channel_lost(&channel, shared.clock.now());
+                            tracing::info!(%channel, "channel lost and subscribed again; dropped what it covers");
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, %channel, "channel lost; cannot subscribe again; dropping the near cache");
+                            subscription = None;
+                            retry_at = Some(instance.subscription_lost(shared.clock.now()));
+                        }
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "subscription lost; dropping the near cache");
                     subscription = None;

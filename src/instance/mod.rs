@@ -809,6 +809,21 @@ impl Instance {
         retry_at
     }
 
+    /// One channel of the subscription was lost (its slot moved: the
+    /// transport's [`TransportError::ChannelLost`](aci_transports::TransportError::ChannelLost))
+    /// and the driver has already subscribed again to every channel: only
+    /// what that channel covers may have been missed. A bucket's
+    /// invalidation channel drops that bucket's entries; any other channel
+    /// (decisions, or the only invalidation channel) drops everything. Reads
+    /// in flight are condemned either way. Counts in `subscription_losses`.
+    pub fn channel_lost(&self, channel: &str, now: Instant) {
+        self.counters.subscription_losses.increment();
+        let _ = self.with_engine(|engine| {
+            engine.handle_channel_lost(now, channel);
+            Ok(())
+        });
+    }
+
     /// Whether the subscription is up.
     pub fn is_subscribed(&self) -> bool {
         self.subscribed.load(Ordering::SeqCst)

@@ -334,12 +334,17 @@ impl RedisCluster {
     /// `CLUSTER FAILOVER` on the replica at `replica`, then waits until it
     /// is master and the cluster agrees.
     pub fn failover_to(&self, replica: u16) {
-        redis::cmd("CLUSTER")
-            .arg("FAILOVER")
-            .query::<()>(&mut self.node_conn(replica))
-            .expect("CLUSTER FAILOVER");
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // A manual failover that does not complete within Redis's own
+        // 5 s (a loaded machine) is abandoned by Redis: ask again.
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let mut asked: Option<Instant> = None;
         loop {
+            if asked.is_none_or(|at| at.elapsed() > Duration::from_secs(6)) {
+                let _ = redis::cmd("CLUSTER")
+                    .arg("FAILOVER")
+                    .query::<()>(&mut self.node_conn(replica));
+                asked = Some(Instant::now());
+            }
             let role: String = redis::cmd("INFO")
                 .arg("replication")
                 .query(&mut self.node_conn(replica))

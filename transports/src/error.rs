@@ -15,6 +15,17 @@ pub enum TransportError {
     /// The subscription ended: messages may have been missed.
     #[error("subscription closed")]
     SubscriptionClosed,
+    /// The backend stopped serving one channel of the subscription (on a
+    /// Redis Cluster, its slot moved to another node), and the subscription
+    /// ends: messages on that channel may have been missed, while the other
+    /// channels were served until now. A driver that subscribes again before
+    /// dropping this subscription needs to forget only what that channel
+    /// covers.
+    #[error("the backend stopped serving channel {channel}")]
+    ChannelLost {
+        /// The channel no longer served.
+        channel: String,
+    },
     /// The backend answered with an error.
     #[error("backend error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -42,7 +53,8 @@ impl TransportError {
         match self {
             TransportError::Unavailable(_)
             | TransportError::Timeout(_)
-            | TransportError::SubscriptionClosed => true,
+            | TransportError::SubscriptionClosed
+            | TransportError::ChannelLost { .. } => true,
             TransportError::Unpublished(cause) => cause.is_unavailable(),
             _ => false,
         }

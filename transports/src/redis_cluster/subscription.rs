@@ -408,11 +408,11 @@ impl Reader {
     }
 }
 
-/// The node stopped serving `channel` (its slot moved, or a failover).
+/// The node stopped serving `channel` (its slot moved).
 fn lost(channel: &str) -> TransportError {
-    TransportError::Unavailable(
-        format!("the cluster unsubscribed channel {channel} (its slot moved)").into(),
-    )
+    TransportError::ChannelLost {
+        channel: channel.to_owned(),
+    }
 }
 
 impl Subscription for ClusterSubscription {

@@ -505,14 +505,23 @@ fn a_manual_failover_of_the_control_slot_keeps_the_fleet_going() {
         let fresh = eventually(Duration::from_secs(2), || {
             b.get_string("after-failover").unwrap().as_deref() == Some(value.as_str())
         });
-        assert!(fresh.is_some(), "round {round}");
+        let s = b.stats();
+        assert!(
+            fresh.is_some(),
+            "round {round}: B losses {}, subscribed {}, received {}, A sent {}",
+            s.subscription_losses,
+            s.subscribed,
+            s.messages_received,
+            a.stats().invalidations_sent
+        );
     }
 }
 
 /// A failover that loses the newest lease grant and term counter (an
 /// asynchronous replica that had not received them) must not issue a term
-/// the fleet already knows: the next grant goes above the highest term any
-/// candidate has seen. Played here by deleting both keys on the master, as
+/// the fleet already knows: the next grant goes above the highest term the
+/// winning candidate has seen, and once every instance has heard a term,
+/// that is all of them. Played here by deleting both keys on the master, as
 /// such a promotion leaves them.
 #[test]
 fn a_lost_lease_and_counter_never_reissue_a_known_term() {
@@ -533,7 +542,14 @@ fn a_lost_lease_and_counter_never_reissue_a_known_term() {
     let direct = RedisClusterTransport::open(shared().urls()).unwrap();
     let mut highest = 0;
     for _ in 0..3 {
-        highest = highest.max(fleet.iter().map(|c| c.stats().term).max().unwrap());
+        // The rule protects terms the winning candidate has seen: wait
+        // until every instance has heard the current one.
+        let agreed = eventually(Duration::from_secs(5), || {
+            let terms: Vec<u64> = fleet.iter().map(|c| c.stats().term).collect();
+            terms.iter().all(|&t| t == terms[0] && t >= highest)
+        });
+        assert!(agreed.is_some(), "the fleet agrees on one term");
+        highest = fleet[0].stats().term;
         direct.delete(&lease, &[]).unwrap();
         direct.delete(&format!("{lease}:term"), &[]).unwrap();
         let moved_on = eventually(Duration::from_secs(5), || {

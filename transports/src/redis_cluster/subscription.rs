@@ -224,11 +224,28 @@ fn connect(
         .set_addr(addr)
         .set_redis_settings(resp3);
     let client = redis::Client::open(info).map_err(map)?;
-    let conn = client
+    let mut conn = client
         .get_connection_with_timeout(transport.timeout)
         .map_err(map)?;
     conn.set_write_timeout(Some(transport.timeout))
         .map_err(map)?;
+    conn.set_read_timeout(Some(transport.timeout))
+        .map_err(map)?;
+    // The topology may be a moment old: a master just demoted by a
+    // failover still accepts a sharded subscribe, and may miss what its new
+    // master publishes while it catches up. Subscribe on masters only; a
+    // stale view fails here, and the subscription is tried again.
+    let role: Vec<Value> = redis::cmd("ROLE").query(&mut conn).map_err(map)?;
+    let is_master = match role.first() {
+        Some(Value::BulkString(r)) => r == b"master",
+        Some(Value::SimpleString(r)) => r == "master",
+        _ => false,
+    };
+    if !is_master {
+        return Err(TransportError::Unavailable(
+            format!("{host}:{port} is no longer a master (the topology is changing)").into(),
+        ));
+    }
     Ok(conn)
 }
 

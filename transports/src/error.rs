@@ -94,6 +94,7 @@ fn refused_access(error: &::redis::RedisError) -> bool {
 /// The cluster client reports "failed to connect to each cluster node" as
 /// an I/O error, each node's cause only in its text: a node that refused
 /// our credentials makes it a denial, not an outage.
+#[cfg(feature = "redis")]
 fn cluster_refused_access(error: &::redis::RedisError) -> bool {
     if error.kind() != ::redis::ErrorKind::Io {
         return false;

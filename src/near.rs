@@ -72,6 +72,12 @@ pub(crate) struct NearCache {
     generations: Vec<Mutex<u64>>,
     epoch: AtomicU64,
     enabled: AtomicBool,
+    /// Invalidation buckets whose channel is down: their keys are not
+    /// cached until it is back (see [`NearCache::deafen`]).
+    deaf: Mutex<Vec<u16>>,
+    /// Whether `deaf` holds anything: the fill paths look no further.
+    any_deaf: AtomicBool,
+    naming: aci_core::Naming,
     ttl: Duration,
     /// Largest value kept; larger ones are counted in `oversized`.
     max_value: u64,
@@ -89,10 +95,50 @@ impl NearCache {
             generations: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
             epoch: AtomicU64::new(0),
             enabled: AtomicBool::new(false),
+            deaf: Mutex::new(Vec::new()),
+            any_deaf: AtomicBool::new(false),
+            naming: aci_core::Naming::Server,
             ttl,
             max_value,
             oversized: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Keys are spread over invalidation buckets as `naming` says (for
+    /// [`NearCache::deafen`]).
+    pub(crate) fn with_naming(mut self, naming: aci_core::Naming) -> Self {
+        self.naming = naming;
+        self
+    }
+
+    /// `bucket`'s channel is down: drop its entries, condemn reads in
+    /// flight, and cache none of its keys until [`NearCache::hear`].
+    pub(crate) fn deafen(&self, bucket: u16) {
+        {
+            let mut deaf = lock(&self.deaf);
+            if !deaf.contains(&bucket) {
+                deaf.push(bucket);
+            }
+            self.any_deaf.store(true, Ordering::SeqCst);
+        }
+        let naming = self.naming;
+        self.clear_where(|key| naming.bucket_of(key) == bucket);
+    }
+
+    /// `bucket`'s channel is heard again (`None`: every bucket's).
+    pub(crate) fn hear(&self, bucket: Option<u16>) {
+        let mut deaf = lock(&self.deaf);
+        match bucket {
+            Some(bucket) => deaf.retain(|&b| b != bucket),
+            None => deaf.clear(),
+        }
+        self.any_deaf.store(!deaf.is_empty(), Ordering::SeqCst);
+    }
+
+    /// Whether `key`'s bucket channel is down.
+    fn is_deaf(&self, key: &str) -> bool {
+        self.any_deaf.load(Ordering::SeqCst)
+            && lock(&self.deaf).contains(&self.naming.bucket_of(key))
     }
 
     /// Values not kept because they exceed the largest value size.
@@ -154,6 +200,7 @@ impl NearCache {
         if *generation != token.generation
             || self.epoch.load(Ordering::SeqCst) != token.epoch
             || !self.enabled.load(Ordering::SeqCst)
+            || self.is_deaf(key)
             || !self.fits(value.len())
         {
             return false;
@@ -200,7 +247,8 @@ impl NearCache {
         let mut generation = lock(&self.generations[token.stripe]);
         let undisturbed = *generation == token.generation
             && self.epoch.load(Ordering::SeqCst) == token.epoch
-            && self.enabled.load(Ordering::SeqCst);
+            && self.enabled.load(Ordering::SeqCst)
+            && !self.is_deaf(key);
         // Either way, reads that began before now may have seen the old value.
         *generation += 1;
         if !undisturbed || !self.fits(value.len()) {

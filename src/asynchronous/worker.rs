@@ -69,11 +69,12 @@ pub(super) async fn run<T: AsyncTransport>(
             received = sub.recv() => match received {
                 Ok(message) => publish(&shared, instance.handle_message(&message.channel, &message.payload, shared.clock.now())).await,
                 Err(TransportError::ChannelLost { channel }) => {
+                    instance.channel_lost(&channel);
                     // Make before break, as the blocking worker does.
                     match shared.transport.subscribe(&channels).await {
                         Ok(fresh) => {
                             drop(subscription.replace(fresh));
-                            instance.channel_lost(&channel, shared.clock.now());
+                            instance.channel_restored(&channel, shared.clock.now());
                             tracing::info!(%channel, "channel lost and subscribed again; dropped what it covers");
                         }
                         Err(e) => {

@@ -73,6 +73,7 @@ pub(super) fn run<T: Transport>(
                 ),
                 Ok(None) => {}
                 Err(TransportError::ChannelLost { channel }) => {
+                    instance.channel_lost(&channel);
                     // Make before break: a new subscription to every
                     // channel, then the old one dropped, so that only the
                     // lost channel went unheard for a while.
@@ -82,7 +83,7 @@ pub(super) fn run<T: Transport>(
                     ) {
                         Ok(fresh) => {
                             drop(subscription.replace(fresh));
-                            instance.channel_lost(&channel, shared.clock.now());
+                            instance.channel_restored(&channel, shared.clock.now());
                             tracing::info!(%channel, "channel lost and subscribed again; dropped what it covers");
                         }
                         Err(e) => {

@@ -248,7 +248,8 @@ impl Instance {
                 settings.near_max_bytes,
                 settings.near_max_value_bytes,
                 settings.core.local_ttl(),
-            ),
+            )
+            .with_naming(settings.core.naming()),
             engine: Mutex::new(Box::new(engine)),
             flights: FlightArc::new(Flights::default()),
             strategy: AtomicU8::new(strategy),
@@ -782,6 +783,7 @@ impl Instance {
     /// The subscription is confirmed: start using the near cache.
     pub fn subscribed(&self) {
         lock(&self.backoff).reset();
+        self.near.hear(None);
         self.near.set_enabled(true);
         self.subscribed.store(true, Ordering::SeqCst);
     }
@@ -810,18 +812,39 @@ impl Instance {
     }
 
     /// One channel of the subscription was lost (its slot moved: the
-    /// transport's [`TransportError::ChannelLost`](aci_transports::TransportError::ChannelLost))
-    /// and the driver has already subscribed again to every channel: only
-    /// what that channel covers may have been missed. A bucket's
-    /// invalidation channel drops that bucket's entries; any other channel
-    /// (decisions, or the only invalidation channel) drops everything. Reads
-    /// in flight are condemned either way. Counts in `subscription_losses`.
-    pub fn channel_lost(&self, channel: &str, now: Instant) {
+    /// transport's [`TransportError::ChannelLost`](aci_transports::TransportError::ChannelLost)),
+    /// the others still heard: from now until
+    /// [`Instance::channel_restored`], nothing that channel covers is
+    /// cached. A bucket's invalidation channel covers that bucket's keys
+    /// (their entries go, reads in flight are condemned); any other channel
+    /// (decisions, or the only invalidation channel) covers everything.
+    /// Counts in `subscription_losses`. Then subscribe again to every
+    /// channel, let the old subscription go, and call
+    /// [`Instance::channel_restored`]; if subscribing fails, call
+    /// [`Instance::subscription_lost`] instead.
+    pub fn channel_lost(&self, channel: &str) {
         self.counters.subscription_losses.increment();
+        let core = &self.settings.core;
+        match core.bucket_of_channel(channel) {
+            Some(bucket) if core.naming().buckets() > 1 => self.near.deafen(bucket),
+            _ => self.near.set_enabled(false),
+        }
+    }
+
+    /// The channel [`Instance::channel_lost`] named is heard again (a new
+    /// subscription to every channel is up): what it covers is dropped once
+    /// more — messages sent while it was down were missed — and cached
+    /// again from now on.
+    pub fn channel_restored(&self, channel: &str, now: Instant) {
         let _ = self.with_engine(|engine| {
             engine.handle_channel_lost(now, channel);
             Ok(())
         });
+        let core = &self.settings.core;
+        match core.bucket_of_channel(channel) {
+            Some(bucket) if core.naming().buckets() > 1 => self.near.hear(Some(bucket)),
+            _ => self.near.set_enabled(true),
+        }
     }
 
     /// Whether the subscription is up.

@@ -812,7 +812,7 @@ impl Instance {
     }
 
     /// One channel of the subscription was lost (its slot moved: the
-    /// transport's [`TransportError::ChannelLost`](aci_transports::TransportError::ChannelLost)),
+    /// transport's [`TransportError::ChannelLost`]),
     /// the others still heard: from now until
     /// [`Instance::channel_restored`], nothing that channel covers is
     /// cached. A bucket's invalidation channel covers that bucket's keys

@@ -166,6 +166,11 @@ impl NearCache {
         }
     }
 
+    /// Whether `key` is cached and not expired, without making it hotter.
+    pub(crate) fn peek(&self, key: &str, now: Instant) -> bool {
+        self.map.peek(key).is_some_and(|entry| entry.expires > now)
+    }
+
     /// Notes that a read of `key` from Redis is starting.
     pub(crate) fn begin_fill(&self, key: &str) -> FillToken {
         let stripe = stripe_of(key);

@@ -94,6 +94,33 @@ impl Naming {
     }
 }
 
+/// Slots of a Redis Cluster.
+pub const SLOTS: u16 = 16_384;
+
+/// The cluster slot of a key or a sharded channel: CRC16 of its hash tag
+/// (the text between the first `{` and the next `}`, when not empty), or of
+/// the whole name.
+///
+/// ```
+/// use aci_core::naming::slot_of;
+/// assert_eq!(slot_of("123456789"), 12_739);
+/// // A hash tag pins names to one slot.
+/// assert_eq!(slot_of("aci:{users}:lease"), slot_of("aci:{users}:strategy"));
+/// assert_eq!(slot_of("{}a"), slot_of("{}a"));
+/// ```
+pub fn slot_of(name: &str) -> u16 {
+    let bytes = name.as_bytes();
+    let tagged = bytes
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let close = bytes[open + 1..].iter().position(|&b| b == b'}')?;
+            (close > 0).then(|| &bytes[open + 1..open + 1 + close])
+        })
+        .unwrap_or(bytes);
+    crc16(tagged) % SLOTS
+}
+
 /// CRC16-CCITT (XMODEM), as Redis Cluster computes key slots.
 pub fn crc16(bytes: &[u8]) -> u16 {
     bytes.iter().fold(0u16, |crc, &b| {
@@ -124,6 +151,15 @@ const CRC16_TABLE: [u16; 256] = {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_follow_hash_tags() {
+        // `CLUSTER KEYSLOT` on redis-server 7.0.15.
+        assert_eq!(slot_of("foo"), 12182);
+        assert_eq!(slot_of("aci:{foo}:lease"), 12182);
+        assert_eq!(slot_of("a{}b{foo}"), crc16(b"a{}b{foo}") % SLOTS);
+        assert_eq!(slot_of("x{foo"), crc16(b"x{foo") % SLOTS);
+    }
 
     #[test]
     fn crc16_is_redis_clusters() {

@@ -90,6 +90,26 @@ impl Default for CacheParams {
     }
 }
 
+/// A Redis Cluster under the fleet: the cache's names in
+/// [`Naming::Sharded`](aci_core::naming::Naming::Sharded) form, each channel
+/// served by the shard that owns its slot. Data commands are unaffected (the
+/// cluster transports retry `MOVED` and `ASK` themselves); what a cluster
+/// adds is a subscription that can lose one channel while the others hold
+/// ([`Faults::shard_drops`], [`Faults::slot_moves`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cluster {
+    /// Masters, each owning an equal range of the 16,384 slots, as
+    /// `redis-cli --cluster create` assigns them.
+    pub shards: usize,
+    /// Invalidation channels the namespace spans (`Naming::Sharded { buckets }`).
+    pub buckets: u16,
+    /// How long a subscriber takes to subscribe again to a lost channel
+    /// once it hears of the loss. `None`: a topology refresh and a new
+    /// connection to the channel's owner (connect, `HELLO`, `ROLE`,
+    /// `SSUBSCRIBE`), four round trips drawn from the links.
+    pub resubscribe: Option<Duration>,
+}
+
 /// Everything that defines a run; with the seed, it defines it bit for bit.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -111,6 +131,8 @@ pub struct SimConfig {
     pub policy: Policy,
     /// Cache parameters.
     pub cache: CacheParams,
+    /// A Redis Cluster rather than one server.
+    pub cluster: Option<Cluster>,
     /// Timeline sampling period.
     pub sample_every: Duration,
     /// Most events a run may process before it fails loudly.

@@ -26,6 +26,34 @@ pub struct Outage {
     pub duration: f64,
 }
 
+/// On a Redis Cluster ([`SimConfig::cluster`](crate::SimConfig::cluster)):
+/// the shard's subscriber connections drop — its master failed over, or
+/// the connection broke — and every channel that shard serves is lost to
+/// the subscribers it names, until they subscribe again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShardDrop {
+    /// Which shard (0-based, as the cluster's slot ranges are numbered).
+    pub shard: usize,
+    /// When (seconds).
+    pub at: f64,
+    /// Whose connection drops: one instance's, or (`None`) every
+    /// subscriber's, as a failover of the shard's master does.
+    pub instance: Option<usize>,
+}
+
+/// On a Redis Cluster: the slot of one of the fleet's channels moves to the
+/// next shard (`CLUSTER SETSLOT … NODE`). Redis tells every subscriber of a
+/// channel in that slot with an unsolicited `sunsubscribe` and delivers
+/// nothing more on it until they subscribe again at the new owner.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlotMove {
+    /// Whose channel: an invalidation bucket's, or (`None`) the control
+    /// plane's (decisions; with one bucket its invalidations too).
+    pub bucket: Option<u16>,
+    /// When (seconds).
+    pub at: f64,
+}
+
 /// The fault settings of a run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Faults {
@@ -54,6 +82,10 @@ pub struct Faults {
     /// not granted yet (it may be that instance's next grant): only message
     /// signing tells those from the controller's own decisions.
     pub forgeries: f64,
+    /// Shards whose subscriber connections drop (a cluster only).
+    pub shard_drops: Vec<ShardDrop>,
+    /// Channels whose slot moves to another shard (a cluster only).
+    pub slot_moves: Vec<SlotMove>,
 }
 
 impl Default for Faults {
@@ -68,6 +100,8 @@ impl Default for Faults {
             controller_crash_at: None,
             controller_restart_after: None,
             forgeries: 0.0,
+            shard_drops: Vec::new(),
+            slot_moves: Vec::new(),
         }
     }
 }

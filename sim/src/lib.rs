@@ -52,6 +52,6 @@ pub mod tune;
 pub mod units;
 pub mod workload;
 
-pub use config::{CacheParams, Policy, SimConfig};
+pub use config::{CacheParams, Cluster, Policy, SimConfig};
 pub use observe::Observations;
 pub use sim::{Sim, SimError, MAX_COST, MAX_INSTANCES};

@@ -125,6 +125,24 @@ pub struct Observations {
     /// Attempts to subscribe again that failed (an outage still on), made
     /// on the instances' own backoff.
     pub failed_resubscribes: u64,
+    /// Slots of the fleet's channels that moved (a cluster's
+    /// `Faults::slot_moves`).
+    pub slot_moves: u64,
+    /// Shards whose subscriber connections dropped (`Faults::shard_drops`).
+    pub shard_drops: u64,
+    /// Times an instance heard that one channel of its subscription was
+    /// lost, the others held (`Instance::channel_lost`).
+    pub channel_losses: u64,
+    /// Times it had that channel back (`Instance::channel_restored`).
+    pub channel_restores: u64,
+    /// Near-cache entries those losses dropped: the lost channel's.
+    pub dropped_by_channel_loss: u64,
+    /// Near-cache entries they kept: every other channel's. The run checks
+    /// each loss drops exactly the entries its channel covers.
+    pub kept_by_channel_loss: u64,
+    /// Messages Redis did not deliver to a subscriber because its
+    /// subscription to that channel was down.
+    pub unheard_deliveries: u64,
     /// `(seconds, instance)` each time a lost subscription came back.
     pub resubscribed: Vec<(f64, usize)>,
     /// `(seconds, instance, strategy)` for every change; `None` when the

@@ -132,6 +132,23 @@ pub fn run_report(
         obs.deliveries,
         obs.lost_deliveries
     );
+    if let Some(cluster) = config.cluster {
+        let _ = writeln!(
+            out,
+            "cluster of {} shards, {} invalidation buckets: {} slot moves, {} shard drops; \
+             channels lost {} times, back {} times; entries dropped {} (the lost channel's), \
+             kept {} (the others'); messages not delivered on a lost channel {}",
+            cluster.shards,
+            cluster.buckets,
+            obs.slot_moves,
+            obs.shard_drops,
+            obs.channel_losses,
+            obs.channel_restores,
+            obs.dropped_by_channel_loss,
+            obs.kept_by_channel_loss,
+            obs.unheard_deliveries
+        );
+    }
     let _ = writeln!(
         out,
         "writes acknowledged {}, failed {}; reads failed {}, coalesced {}; hit ratio {:.1}%",

@@ -5,8 +5,8 @@ use std::sync::{Mutex, PoisonError};
 
 use aci_core::{Duration, Strategy};
 
-use crate::config::{CacheParams, Policy, SimConfig};
-use crate::faults::{Faults, Outage};
+use crate::config::{CacheParams, Cluster, Policy, SimConfig};
+use crate::faults::{Faults, Outage, ShardDrop, SlotMove};
 use crate::workload::{Keys, Shape, Workload, Writers};
 use crate::{Observations, Sim, SimError};
 
@@ -31,11 +31,15 @@ pub enum Scenario {
     /// 100 writes/s, all on the followers: the controller writes nothing and
     /// decides on their reports alone.
     FollowerLoad,
+    /// 100 writes/s on a Redis Cluster of 3 shards, invalidations over 8
+    /// buckets: a bucket's slot moves at 30% of the run, the control
+    /// plane's at 50%, and the shard serving bucket 0 fails over at 70%.
+    Cluster,
 }
 
 impl Scenario {
     /// Every scenario, with its command-line name.
-    pub const ALL: [(Scenario, &'static str); 8] = [
+    pub const ALL: [(Scenario, &'static str); 9] = [
         (Scenario::SteadyLow, "steady-low"),
         (Scenario::Ramp, "ramp"),
         (Scenario::Hover, "hover"),
@@ -44,6 +48,7 @@ impl Scenario {
         (Scenario::Partition, "partition"),
         (Scenario::ControllerCrash, "controller-crash"),
         (Scenario::FollowerLoad, "follower-load"),
+        (Scenario::Cluster, "cluster"),
     ];
 
     /// The scenario called `name`.
@@ -70,6 +75,9 @@ impl Scenario {
             Scenario::FollowerLoad => {
                 "100 writes/s, all on the followers: the controller decides on their reports"
             }
+            Scenario::Cluster => {
+                "100 writes/s on a 3-shard cluster, 8 invalidation buckets: slots move, a shard fails over"
+            }
         }
     }
 
@@ -89,6 +97,7 @@ pub fn config(scenario: Scenario, seed: u64, instances: usize, duration: Duratio
     // Writes come from every instance; the controller decides on the sum of
     // its own rate and the rates the others report.
     let mut writers = Writers::All;
+    let mut cluster = None;
     let writes = match scenario {
         Scenario::SteadyLow => Shape::Constant(5.0),
         Scenario::Ramp => Shape::Ramp {
@@ -137,6 +146,30 @@ pub fn config(scenario: Scenario, seed: u64, instances: usize, duration: Duratio
             writers = Writers::Followers;
             Shape::Constant(100.0)
         }
+        Scenario::Cluster => {
+            let shape = Cluster {
+                shards: 3,
+                buckets: 8,
+                resubscribe: None,
+            };
+            cluster = Some(shape);
+            faults.slot_moves = vec![
+                SlotMove {
+                    bucket: Some(3),
+                    at: d * 0.3,
+                },
+                SlotMove {
+                    bucket: None,
+                    at: d * 0.5,
+                },
+            ];
+            faults.shard_drops = vec![ShardDrop {
+                shard: shard_of_bucket(shape, 0),
+                at: d * 0.7,
+                instance: None,
+            }];
+            Shape::Constant(100.0)
+        }
     };
     SimConfig {
         seed,
@@ -152,9 +185,23 @@ pub fn config(scenario: Scenario, seed: u64, instances: usize, duration: Duratio
         faults,
         policy: Policy::Adaptive,
         cache: CacheParams::default(),
+        cluster,
         sample_every: Duration::from_secs(1),
         max_events: 2_000_000_000,
     }
+}
+
+/// The shard first serving `bucket`'s invalidation channel, of the fleet's
+/// default namespace.
+fn shard_of_bucket(cluster: Cluster, bucket: u16) -> usize {
+    let channel = aci_core::Config::builder()
+        .naming(aci_core::naming::Naming::Sharded {
+            buckets: cluster.buckets,
+        })
+        .build()
+        .map(|c| c.invalidation_channel_of(bucket).as_str().to_owned())
+        .unwrap_or_default();
+    crate::sim::topology::Topology::new(cluster.shards).shard_of(&channel)
 }
 
 /// The policies `compare` runs by default: the three fixed strategies, the

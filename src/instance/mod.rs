@@ -309,6 +309,39 @@ impl Instance {
         Some(value)
     }
 
+    /// Whether a read of `key` now would be a near-cache hit, without
+    /// counting one, making the entry hotter or starting a read: for a
+    /// driver's tests, and for the simulator's check that a lost channel
+    /// dropped what it covers and nothing else.
+    ///
+    /// ```
+    /// use aci_cache::instance::{Instance, Lookup};
+    /// use aci_cache::{aci_core::naming::Naming, aci_core::Instant, Builder};
+    ///
+    /// let settings = Builder::new().naming(Naming::Sharded { buckets: 4 }).settings()?;
+    /// let instance = Instance::new(settings)?;
+    /// instance.subscribed();
+    /// let now = Instant::ZERO;
+    /// for key in ["a", "b", "c", "d", "e", "f"] {
+    ///     if let Lookup::Fill(fill) = instance.lookup(key, now) {
+    ///         instance.finish_fill(fill, Ok(Some(key.into())), now)?;
+    ///     }
+    /// }
+    /// assert!(instance.is_cached("a", now));
+    ///
+    /// // The channel of a's bucket moved: a's bucket goes, the others stay.
+    /// let core = instance.settings().core();
+    /// let bucket = core.bucket_of("a");
+    /// instance.channel_lost(&core.invalidation_channel_of(bucket));
+    /// for key in ["a", "b", "c", "d", "e", "f"] {
+    ///     assert_eq!(instance.is_cached(key, now), core.bucket_of(key) != bucket);
+    /// }
+    /// # Ok::<(), aci_cache::Error>(())
+    /// ```
+    pub fn is_cached(&self, key: &str, now: Instant) -> bool {
+        self.near.peek(key, now)
+    }
+
     /// Starts a read of `key` (the user's key; the near cache is keyed by it,
     /// so a hit builds no Redis key).
     #[inline]

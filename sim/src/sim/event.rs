@@ -77,6 +77,35 @@ pub(super) enum Event {
     /// The adversary publishes a forged decision.
     Forgery,
     Restart,
+    /// A cluster's slot moves (`Faults::slot_moves[index]`).
+    SlotMove {
+        index: usize,
+    },
+    /// A shard's subscriber connections drop (`Faults::shard_drops[index]`).
+    ShardDrop {
+        index: usize,
+    },
+    /// A subscriber hears that Redis dropped its subscription to a channel.
+    ChannelLostNotice {
+        node: usize,
+        life: u32,
+        channel: usize,
+        generation: u32,
+    },
+    /// Its new subscription to the channel reaches Redis.
+    ChannelBackAtServer {
+        node: usize,
+        life: u32,
+        channel: usize,
+        generation: u32,
+    },
+    /// Redis's confirmation reaches it.
+    ChannelRestored {
+        node: usize,
+        life: u32,
+        channel: usize,
+        generation: u32,
+    },
     Sample,
     ConvergenceCheck {
         controller: usize,

@@ -105,6 +105,8 @@ impl Sim {
         node.strategy = node.instance.strategy();
         node.controller = false;
         let initial = node.strategy;
+        // A new process, a new subscription: to every channel.
+        self.every_channel_heard(index);
         if in_outage {
             self.lose_subscription(index);
         }

@@ -10,7 +10,7 @@ use aci_core::{Duration, Strategy};
 
 use super::event::Event;
 use super::published::Published;
-use super::{Sim, INVALIDATION, LEASE_TIMEOUT, STRATEGY};
+use super::{Sim, LEASE_TIMEOUT};
 use crate::faults::Fate;
 
 impl Sim {
@@ -49,11 +49,7 @@ impl Sim {
     /// Redis publishes: every connected subscriber gets its copy, through the link.
     pub(super) fn fan_out(&mut self, outbound: &Outbound) {
         for (m, kind) in outbound.kinds() {
-            let channel = if m.channel == self.channels[INVALIDATION] {
-                INVALIDATION
-            } else {
-                STRATEGY
-            };
+            let channel = self.channel_of(m.channel);
             let bytes = m.payload.len() as u64;
             // The kind the engine gave it, not a sniff of the JSON.
             match kind {
@@ -76,11 +72,30 @@ impl Sim {
         }
     }
 
-    /// Sends one published message to every subscriber, through the links.
+    /// The index of the channel called `name`: one the fleet subscribes to,
+    /// as every message an instance publishes is.
+    fn channel_of(&self, name: &str) -> usize {
+        // The one invalidation channel of a single server, without hashing.
+        if name == self.channels[0] {
+            return 0;
+        }
+        self.channel_index
+            .get(name)
+            .copied()
+            .unwrap_or(self.strategy_channel)
+    }
+
+    /// Sends one published message to every subscriber, through the links;
+    /// not to one whose subscription to that channel Redis has dropped (a
+    /// cluster's moved slot).
     pub(super) fn deliver_to_all(&mut self, channel: usize, payload: Rc<Published>) {
         for node in 0..self.nodes.len() {
             let n = &self.nodes[node];
             if !n.alive || !n.instance.is_subscribed() || self.cut_off(node) {
+                continue;
+            }
+            if n.channels[channel].down {
+                self.obs.unheard_deliveries += 1;
                 continue;
             }
             let life = n.life;
@@ -144,6 +159,6 @@ impl Sim {
             r#"{{"action": "strategy_update", "strategy": "{strategy}", "write_rate": 0.0, "timestamp": 1.0, "source": "{source}", "term": {term}}}"#
         );
         let published = Rc::new(Published::new(payload.as_bytes(), self.limits));
-        self.deliver_to_all(STRATEGY, published);
+        self.deliver_to_all(self.strategy_channel, published);
     }
 }

@@ -13,8 +13,10 @@
 //! the events and the queue's entries; `paths` the workload and the read
 //! and write paths; `messages` publishing, fan-out through the links and
 //! the adversary; `lifecycle` timers, elections, crashes and restarts;
+//! `channels` and `topology` a Redis Cluster's channels, lost one at a time;
 //! `oracle` the invariants and the measurements checked against them.
 
+mod channels;
 mod event;
 mod lifecycle;
 mod link;
@@ -22,13 +24,15 @@ mod messages;
 mod oracle;
 mod paths;
 mod published;
+pub(crate) mod topology;
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 
 use aci_cache::instance::{Fill, Instance};
 use aci_cache::transports::TransportError;
 use aci_cache::{Builder, Role};
+use aci_core::naming::Naming;
 use aci_core::{Duration, Instant, Strategy};
 
 use crate::config::{Policy, SimConfig};
@@ -37,7 +41,9 @@ use crate::rng::SimRng;
 use crate::server::Server;
 use crate::slab::Slab;
 use crate::workload::Crossing;
+use channels::ChannelState;
 use event::{Event, Scheduled};
+use topology::Topology;
 
 /// The largest fleet [`Sim::new`] accepts: ~1.1 GB of instances.
 pub const MAX_INSTANCES: usize = 10_000;
@@ -83,6 +89,8 @@ struct Node {
     /// Whether an outage cuts its subscription off now: attempts to
     /// subscribe fail until it ends.
     in_outage: bool,
+    /// Each channel's subscription, as Redis holds it (by channel index).
+    channels: Vec<ChannelState>,
 }
 
 /// One simulation run.
@@ -102,7 +110,17 @@ pub struct Sim {
     nodes: Vec<Node>,
     server: Server,
     keys: Vec<String>,
-    channels: [String; 2],
+    /// Each key's invalidation bucket (0 without buckets).
+    key_bucket: Vec<u16>,
+    /// Every channel the fleet subscribes to: the invalidation channels,
+    /// bucket by bucket, then the strategy channel.
+    channels: Vec<String>,
+    /// The index of each channel's name.
+    channel_index: HashMap<String, usize>,
+    /// The strategy channel's index: the last.
+    strategy_channel: usize,
+    /// Which shard serves each channel, on a cluster.
+    topology: Option<Topology>,
     /// What every instance's decoder accepts (one configuration for the fleet).
     limits: aci_core::wire::Limits,
     /// Reads in flight: the leader's fill and the key index.
@@ -118,9 +136,6 @@ pub struct Sim {
 
 /// How long a lease request from a cut-off instance takes to fail.
 const LEASE_TIMEOUT: Duration = Duration::from_secs(1);
-
-const INVALIDATION: usize = 0;
-const STRATEGY: usize = 1;
 
 impl Sim {
     /// A run, ready to start.
@@ -158,11 +173,12 @@ impl Sim {
                 config.instances
             )));
         }
+        check_cluster_faults(&config).map_err(fail)?;
         let probe = settings(&config, 0, &mut rng).map_err(|e| fail(e.to_string()))?;
-        let channels = [
-            probe.core().invalidation_channel().to_owned(),
-            probe.core().strategy_channel().to_owned(),
-        ];
+        let channels = probe.channels();
+        let channel_index = (0..channels.len())
+            .map(|i| (channels[i].clone(), i))
+            .collect();
         let mut nodes = Vec::with_capacity(config.instances);
         for i in 0..config.instances.max(1) {
             let s = settings(&config, i, &mut rng).map_err(|e| fail(e.to_string()))?;
@@ -175,11 +191,13 @@ impl Sim {
                 timer_at: None,
                 controller: false,
                 in_outage: false,
+                channels: vec![ChannelState::default(); channels.len()],
             });
         }
-        let keys = (0..config.workload.keys.len())
+        let keys: Vec<String> = (0..config.workload.keys.len())
             .map(|k| format!("k{k}"))
             .collect();
+        let key_bucket = keys.iter().map(|k| probe.core().bucket_of(k)).collect();
         let crossings = config.workload.writes.crossings(
             config.cache.low_threshold,
             config.cache.high_threshold,
@@ -196,7 +214,11 @@ impl Sim {
             links: link::Links::new(config.faults.clone()),
             nodes,
             keys,
+            key_bucket,
+            strategy_channel: channels.len() - 1,
             channels,
+            channel_index,
+            topology: config.cluster.map(|c| Topology::new(c.shards)),
             limits: aci_core::wire::Limits::from_config(probe.core()),
             reads: Slab::default(),
             obs: Observations::default(),
@@ -291,6 +313,7 @@ impl Sim {
             }
         }
         self.schedule_forgery();
+        self.schedule_cluster_faults();
         if let Some(at) = self.config.faults.controller_crash_at {
             self.schedule(at_secs(at), Event::Crash);
             if let Some(after) = self.config.faults.controller_restart_after {
@@ -415,6 +438,7 @@ impl Sim {
                         self.lose_subscription(node);
                     } else {
                         self.nodes[node].instance.subscribed();
+                        self.every_channel_heard(node);
                         self.obs.resubscribed.push((self.secs(), node));
                         self.after(node);
                     }
@@ -437,6 +461,26 @@ impl Sim {
                 self.agreement_changed();
             }
             Event::Restart => self.restart_crashed(),
+            Event::SlotMove { index } => self.slot_move(index),
+            Event::ShardDrop { index } => self.shard_drop(index),
+            Event::ChannelLostNotice {
+                node,
+                life,
+                channel,
+                generation,
+            } => self.channel_lost_noticed(node, life, channel, generation),
+            Event::ChannelBackAtServer {
+                node,
+                life,
+                channel,
+                generation,
+            } => self.channel_back_at_server(node, life, channel, generation),
+            Event::ChannelRestored {
+                node,
+                life,
+                channel,
+                generation,
+            } => self.channel_restored(node, life, channel, generation),
             Event::Sample => self.sample(),
             Event::ConvergenceCheck {
                 controller,
@@ -482,7 +526,14 @@ pub(crate) fn settings(
 ) -> aci_cache::Result<aci_cache::Settings> {
     let c = &config.cache;
     let std = |d: Duration| std::time::Duration::from_nanos(d.as_nanos());
+    let naming = match config.cluster {
+        Some(cluster) => Naming::Sharded {
+            buckets: cluster.buckets,
+        },
+        None => Naming::Server,
+    };
     Builder::new()
+        .naming(naming)
         .high_threshold(c.high_threshold)
         .low_threshold(c.low_threshold)
         .default_ttl(std(c.default_ttl))
@@ -502,6 +553,51 @@ pub(crate) fn settings(
         })
         .instance_id(format!("sim-{index}-{:08x}", rng.next_u64() as u32))
         .settings()
+}
+
+/// Cluster faults name a shard, a bucket and an instance that exist, on a
+/// cluster.
+fn check_cluster_faults(config: &SimConfig) -> Result<(), String> {
+    let faults = &config.faults;
+    let Some(cluster) = config.cluster else {
+        if faults.shard_drops.is_empty() && faults.slot_moves.is_empty() {
+            return Ok(());
+        }
+        return Err("shard drops and slot moves need a cluster (SimConfig::cluster)".into());
+    };
+    if cluster.shards == 0 || cluster.shards > usize::from(aci_core::naming::SLOTS) {
+        return Err(format!(
+            "a cluster of {} shards: between 1 and 16384",
+            cluster.shards
+        ));
+    }
+    for drop in &faults.shard_drops {
+        if drop.shard >= cluster.shards {
+            return Err(format!(
+                "a drop of shard {} on a cluster of {} (shards count from 0)",
+                drop.shard, cluster.shards
+            ));
+        }
+        if drop.instance.is_some_and(|i| i >= config.instances) {
+            return Err(format!(
+                "a shard drop for instance {:?} in a fleet of {}",
+                drop.instance, config.instances
+            ));
+        }
+    }
+    let buckets = Naming::Sharded {
+        buckets: cluster.buckets,
+    }
+    .buckets();
+    for moved in &faults.slot_moves {
+        if moved.bucket.is_some_and(|b| b >= buckets) {
+            return Err(format!(
+                "a slot move of bucket {:?} with {buckets} buckets (they count from 0)",
+                moved.bucket
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn secs_of(t: Instant) -> f64 {

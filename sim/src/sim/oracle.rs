@@ -25,7 +25,18 @@ impl Sim {
         // The bound is checked from when Redis ran the newer write, which
         // is stricter than from when it completed.
         let age = self.now - superseded_at;
-        let bound = self.bound(writer_mode, writer, superseded_at);
+        let mut bound = self.bound(writer_mode, writer, superseded_at);
+        // On a cluster, a subscriber hears that Redis dropped its channel
+        // one hop after Redis stopped delivering on it: an invalidation
+        // published in between is missed until then, one hop more.
+        let hop = self.links.max_hop();
+        let channel = &self.nodes[reader].channels[usize::from(self.key_bucket[key])];
+        if channel
+            .lost_at
+            .is_some_and(|lost| lost + hop >= superseded_at)
+        {
+            bound = bound + hop;
+        }
         if age > bound {
             let msg = format!(
                 "instance {reader} served k{key} version {version} {age} after it was superseded \
@@ -87,6 +98,7 @@ impl Sim {
                     && n.alive
                     && n.instance.is_subscribed()
                     && !self.cut_off(i)
+                    && !n.channels[self.strategy_channel].down_during(since, self.now)
                     && n.strategy != strategy
             })
             .collect();

@@ -24,6 +24,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use aci_core::naming::slot_of;
 use bytes::Bytes;
 use redis::{Connection, ConnectionAddr, ProtocolVersion, Value};
 
@@ -80,21 +81,6 @@ pub(super) fn slot_ranges(
             Ok((start, end, host, port))
         })
         .collect()
-}
-
-/// The slot of a key or a sharded channel: CRC16 of its hash tag (the text
-/// between the first `{` and the next `}`, when not empty), or of all of it.
-pub(crate) fn slot_of(name: &str) -> u16 {
-    let bytes = name.as_bytes();
-    let tagged = bytes
-        .iter()
-        .position(|&b| b == b'{')
-        .and_then(|open| {
-            let close = bytes[open + 1..].iter().position(|&b| b == b'}')?;
-            (close > 0).then(|| &bytes[open + 1..open + 1 + close])
-        })
-        .unwrap_or(bytes);
-    aci_core::naming::crc16(tagged) % 16_384
 }
 
 impl ClusterSubscription {
@@ -451,23 +437,5 @@ impl Subscription for ClusterSubscription {
 impl Drop for ClusterSubscription {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::slot_of;
-
-    #[test]
-    fn slots_follow_hash_tags() {
-        // `CLUSTER KEYSLOT` on redis-server 7.0.15.
-        assert_eq!(slot_of("foo"), 12182);
-        assert_eq!(slot_of("aci:{foo}:lease"), 12182);
-        assert_eq!(slot_of("{}foo"), slot_of("{}foo"));
-        assert_eq!(
-            slot_of("a{}b{foo}"),
-            aci_core::naming::crc16(b"a{}b{foo}") % 16384
-        );
-        assert_eq!(slot_of("x{foo"), aci_core::naming::crc16(b"x{foo") % 16384);
     }
 }

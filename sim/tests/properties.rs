@@ -393,7 +393,12 @@ fn the_documented_runs_fit_the_cost_limit() {
 /// stale reads), and a bounded fleet's stalest read is within its bound.
 #[test]
 fn no_objective_policy_is_dominated() {
-    for scenario in [Scenario::SteadyLow, Scenario::Burst, Scenario::Ramp] {
+    for scenario in [
+        Scenario::SteadyLow,
+        Scenario::Burst,
+        Scenario::Ramp,
+        Scenario::Cluster,
+    ] {
         let c = scenario::config(scenario, 1, 5, Duration::from_secs(300));
         let runs = scenario::compare(&c, &scenario::compared_policies(5), |_, _| {}).unwrap();
         let dominated = aci_sim::report::dominators(&runs);

@@ -13,13 +13,16 @@ use crate::time::Duration;
 /// - **ttl**: no invalidations.
 /// - **eager**: one per write.
 /// - **batched at `b`**: each writing instance sends a message for each
-///   interval in which it wrote, and one more per `max_message_keys` keys.
-///   With the fleet's writes arriving at random (Poisson) and split evenly
-///   over `writers`, a writer at `r` writes/s sends
-///   `(1 − e^(−r·b)) / b + r / max_message_keys` messages per second — never
-///   more than one per write. An even split is the worst case: the cost is
-///   concave in each writer's rate, so any uneven split costs less (Jensen),
-///   and bursty writes coalesce better than random ones.
+///   interval in which it wrote, per invalidation bucket it wrote keys of
+///   (a batch splits by bucket: [`Naming::Sharded`](crate::naming::Naming)),
+///   and one more per `max_message_keys` keys. With the fleet's writes
+///   arriving at random (Poisson), split evenly over `writers` and over
+///   `buckets`, a writer at `r` writes/s sends
+///   `buckets · (1 − e^(−r·b / buckets)) / b + r / max_message_keys`
+///   messages per second — never more than one per write. An even split is
+///   the worst case: the cost is concave in each writer's and each bucket's
+///   rate, so any uneven split costs less (Jensen), and bursty writes
+///   coalesce better than random ones.
 ///
 /// ```
 /// use aci_core::policy::{FleetLoad, Mode, Traffic};
@@ -28,6 +31,7 @@ use crate::time::Duration;
 ///     controller_interval: Duration::from_secs(3),
 ///     max_message_keys: 1000,
 ///     rebroadcast: true,
+///     buckets: 1,
 /// };
 /// let load = FleetLoad { write_rate: 100.0, writers: 4, instances: 6, complete: true };
 /// // Six instances: five reports and one decision every 3 s.
@@ -37,6 +41,11 @@ use crate::time::Duration;
 /// // fortieth of a second batch for the 1,000-key cap).
 /// let batched = traffic.predicted(Mode::Batched(Duration::from_secs(1)), &load);
 /// assert!((batched - 6.1).abs() < 1e-9, "{batched}");
+/// // Over 8 buckets, each batch is up to 8 messages: 25 writes a second
+/// // touch 7.65 of them on average.
+/// let sharded = Traffic { buckets: 8, ..traffic };
+/// let batched = sharded.predicted(Mode::Batched(Duration::from_secs(1)), &load);
+/// assert!((batched - 32.7).abs() < 0.1, "{batched}");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Traffic {
@@ -46,6 +55,9 @@ pub struct Traffic {
     pub max_message_keys: usize,
     /// Whether the controller announces every interval or only on change.
     pub rebroadcast: bool,
+    /// Invalidation channels a batch splits over (1 but with
+    /// [`Naming::Sharded`](crate::naming::Naming)).
+    pub buckets: u16,
 }
 
 impl Traffic {
@@ -55,6 +67,7 @@ impl Traffic {
             controller_interval: config.controller_interval(),
             max_message_keys: config.max_message_keys(),
             rebroadcast: config.rebroadcast(),
+            buckets: config.naming().buckets(),
         }
     }
 
@@ -77,9 +90,11 @@ impl Traffic {
                     return rate;
                 }
                 let writers = load.writers.max(1) as f64;
+                let buckets = f64::from(self.buckets.max(1));
                 let per_writer = rate / writers;
                 let x = per_writer * b;
-                let batches = -libm::expm1(-x);
+                // Buckets with at least one of the interval's writes.
+                let batches = buckets * -libm::expm1(-x / buckets);
                 let splits = x / self.max_message_keys.max(1) as f64;
                 (writers * (batches + splits) / b).min(rate)
             }

@@ -3,7 +3,9 @@
 //! measured in the same run, in alternating blocks:
 //! - a miss (`GET` + `PTTL` + near-cache fill) vs a plain cluster `GET`;
 //! - an eager `set` vs a plain cluster `SET`, with the key on the node that
-//!   carries the invalidation channel and on another node;
+//!   carries the invalidation channel (one round trip: vs both commands
+//!   pipelined to that node by hand) and on another node (two: vs `SET`
+//!   then `SPUBLISH` by hand);
 //! - invalidation delivery A → B with the channel on each master, p50/p99.
 //!
 //! `cargo bench --bench cluster --features cluster`.
@@ -125,6 +127,39 @@ fn main() {
             median(&ours),
             median(&base),
         );
+        if keys == &same {
+            // One master owns key and channel: the floor is both commands
+            // pipelined on one connection to it, one round trip.
+            let mut node = redis::Client::open(cluster.url_of(channel_master))
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            let (ours, base) = interleaved(
+                20,
+                100,
+                |i| eager.set(&keys[i % keys.len()], "v").unwrap(),
+                |i| {
+                    redis::pipe()
+                        .cmd("SET")
+                        .arg(format!("aci:{ns}:{}", keys[i % keys.len()]))
+                        .arg("v")
+                        .arg("PX")
+                        .arg(10_000)
+                        .ignore()
+                        .cmd("SPUBLISH")
+                        .arg(&channel)
+                        .arg(&payload)
+                        .ignore()
+                        .query::<()>(&mut node)
+                        .unwrap();
+                },
+            );
+            row(
+                &format!("{label}, vs SET + SPUBLISH pipelined to that master by hand"),
+                median(&ours),
+                median(&base),
+            );
+        }
     }
     let ttl = cache(&urls, ns, Strategy::Ttl);
     let (ours, base) = interleaved(

@@ -467,6 +467,92 @@ fn slots_move_under_eager_writes_without_errors_or_stale_reads() {
     assert!(b.stats().subscribed);
 }
 
+/// An eager write whose key lives on the channel's master goes with its
+/// publish as one pipeline on a connection to that master (one round
+/// trip), and only then: keys elsewhere take the cluster client's two. When
+/// the channel moves away, the master that ran a write refuses its publish
+/// and it goes through the cluster client; when a key moves away, its
+/// write is refused there and sent the two-round-trip way. Another
+/// instance reads every value fresh throughout.
+#[test]
+fn a_write_on_the_channels_master_goes_with_its_publish_in_one_round_trip() {
+    let cluster = RedisCluster::start();
+    let ns = unique_namespace("onetrip");
+    let a = cache_on(&cluster, &ns, |b| b);
+    let b = cache_on(&cluster, &ns, |b| b);
+    a.force_strategy(Some(Strategy::Eager)).unwrap();
+    b.force_strategy(Some(Strategy::Eager)).unwrap();
+    let channel = a
+        .instance()
+        .settings()
+        .core()
+        .invalidation_channel()
+        .to_owned();
+    let keys = keys_on_every_master(&cluster, &ns, 2);
+    let named =
+        |master: u16| cluster.clients_named(master, RedisClusterTransport::WRITE_CONNECTION_NAME);
+    let write_all_and_read_fresh = |value: &str| {
+        for key in &keys {
+            a.set(key, value).expect("no user-visible error on set");
+        }
+        for key in &keys {
+            let fresh = eventually(Duration::from_secs(2), || {
+                b.get_string(key).unwrap().as_deref() == Some(value)
+            });
+            assert!(fresh.is_some(), "{key} stale on B after {value}");
+        }
+    };
+
+    write_all_and_read_fresh("v1");
+    let home = cluster.master_of_slot(slot_of(&channel));
+    for master in cluster.masters() {
+        let clients = named(master);
+        if master == home {
+            assert!(
+                clients.iter().any(|c| c.contains("cmd=spublish")),
+                "the channel's master ran writes and publishes together: {clients:?}"
+            );
+        } else {
+            assert!(clients.is_empty(), "{master}: {clients:?}");
+        }
+    }
+
+    // The channel moves: the old master still runs the writes of its keys
+    // but refuses their publishes (MOVED).
+    let away = *cluster.masters().iter().find(|&&p| p != home).unwrap();
+    cluster.migrate_slot(slot_of(&channel), away);
+    assert!(
+        eventually(Duration::from_secs(5), || b.stats().subscription_losses
+            >= 1
+            && b.is_subscribed()
+            && a.is_subscribed())
+        .is_some()
+    );
+    write_all_and_read_fresh("v2");
+    // The slot map is read again at most every 100 ms.
+    std::thread::sleep(Duration::from_millis(200));
+    write_all_and_read_fresh("v3");
+    assert!(
+        named(away).iter().any(|c| c.contains("cmd=spublish")),
+        "the channel's new master runs writes and publishes together"
+    );
+
+    // A key moves away from the channel's master: its write is refused
+    // there (MOVED) and sent again through the cluster client.
+    let key_on_away = keys
+        .iter()
+        .find(|k| cluster.master_of_slot(slot_of(&format!("aci:{ns}:{k}"))) == away)
+        .expect("a key on every master")
+        .clone();
+    cluster.migrate_slot(slot_of(&format!("aci:{ns}:{key_on_away}")), home);
+    write_all_and_read_fresh("v4");
+    let direct = RedisClusterTransport::open(cluster.urls()).unwrap();
+    for key in &keys {
+        let stored = direct.get(&format!("aci:{ns}:{key}")).unwrap();
+        assert_eq!(stored.as_deref(), Some(&b"v4"[..]), "{key}");
+    }
+}
+
 /// A manual `CLUSTER FAILOVER` of the control slot's master (its replica
 /// takes over without losing a write): the fleet carries on, subscribed,
 /// under one controller.

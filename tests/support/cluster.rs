@@ -227,6 +227,20 @@ impl RedisCluster {
         panic!("no live node knows who owns slot {slot}")
     }
 
+    /// The `CLIENT LIST` lines of the node on `port` whose client is
+    /// called `name`.
+    pub fn clients_named(&self, port: u16, name: &str) -> Vec<String> {
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query(&mut self.node_conn(port))
+            .expect("CLIENT LIST");
+        let field = format!(" name={name} ");
+        list.lines()
+            .filter(|line| line.contains(&field))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// The node listening on `port`.
     pub fn node(&mut self, port: u16) -> &mut RedisServer {
         self.nodes

@@ -12,6 +12,7 @@
 
 #[cfg(feature = "tokio")]
 mod asynchronous;
+mod direct;
 mod subscription;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,6 +49,16 @@ pub enum PubSubMode {
     Classic,
 }
 
+impl PubSubMode {
+    /// The command that publishes in this mode.
+    fn publish_verb(self) -> &'static str {
+        match self {
+            PubSubMode::Sharded => "SPUBLISH",
+            PubSubMode::Classic => "PUBLISH",
+        }
+    }
+}
+
 /// Redis Cluster through blocking connections: a small pool of cluster
 /// connections for commands (each follows redirects and keeps a slot map),
 /// and per subscription one dedicated connection per node that owns a
@@ -75,6 +86,9 @@ pub struct RedisClusterTransport {
     /// Bumped by [`Transport::close`]: connections checked out before are
     /// not pooled again.
     generation: AtomicU64,
+    /// A write and its publishes in one round trip when one master owns
+    /// them all.
+    direct: direct::Direct,
 }
 
 impl std::fmt::Debug for RedisClusterTransport {
@@ -123,8 +137,15 @@ impl RedisClusterTransport {
             mode,
             idle: Mutex::new(Vec::new()),
             generation: AtomicU64::new(0),
+            direct: direct::Direct::default(),
         })
     }
+
+    /// The name (`CLIENT SETNAME`) of the connections that carry a write
+    /// and its publishes in one round trip, when one master owns the key
+    /// and every channel; other writes take two, through the cluster
+    /// client (the publishes only once the write is acknowledged).
+    pub const WRITE_CONNECTION_NAME: &'static str = "aci-cache:write";
 
     /// Sets how long any operation may take before failing (default 1 s).
     /// Zero is treated as 1 ms.
@@ -192,10 +213,7 @@ impl RedisClusterTransport {
         conn: &mut ClusterConnection,
         messages: &[Outgoing<'_>],
     ) -> RedisResult<()> {
-        let verb = match self.mode {
-            PubSubMode::Sharded => "SPUBLISH",
-            PubSubMode::Classic => "PUBLISH",
-        };
+        let verb = self.mode.publish_verb();
         for m in messages {
             redis::cmd(verb)
                 .arg(m.channel)
@@ -222,6 +240,36 @@ impl RedisClusterTransport {
             (answer, Ok(())) => Ok(answer),
             (_, Err(e)) => Err(TransportError::unpublished(e, self.timeout)),
         }
+    }
+
+    /// `write` on `key`, then `then`'s publishes: in one round trip when
+    /// one master owns the key and every channel (see [`direct`]), else
+    /// with [`RedisClusterTransport::then_publish`].
+    fn write_then_publish<T: redis::FromRedisValue>(
+        &self,
+        key: &str,
+        write: &redis::Cmd,
+        then: &[Outgoing<'_>],
+    ) -> Result<T, TransportError> {
+        if let Some(node) = (!then.is_empty())
+            .then(|| self.direct.node_for(self, key, then))
+            .flatten()
+        {
+            match self
+                .direct
+                .run(self, &node, write, then, self.mode.publish_verb())?
+            {
+                direct::Outcome::Done(answer) => return Ok(answer),
+                direct::Outcome::WrittenNotPublished(answer) => {
+                    return self
+                        .with_connection(|c| self.publish_each(c, then))
+                        .map(|()| answer)
+                        .map_err(|e| TransportError::Unpublished(Box::new(e)));
+                }
+                direct::Outcome::NotRun => {}
+            }
+        }
+        self.then_publish(then, |c| write.query(c))
     }
 
     /// Runs `pipe` (commands of many slots, each node sent its share at
@@ -283,14 +331,9 @@ impl Transport for RedisClusterTransport {
         ttl: Duration,
         then: &[Outgoing<'_>],
     ) -> Result<(), TransportError> {
-        self.then_publish(then, |c| {
-            redis::cmd("SET")
-                .arg(key)
-                .arg(value)
-                .arg("PX")
-                .arg(px_millis(ttl))
-                .query::<()>(c)
-        })
+        let mut write = redis::cmd("SET");
+        write.arg(key).arg(value).arg("PX").arg(px_millis(ttl));
+        self.write_then_publish(key, &write, then)
     }
 
     fn set_if_absent(
@@ -300,15 +343,14 @@ impl Transport for RedisClusterTransport {
         ttl: Duration,
         then: &[Outgoing<'_>],
     ) -> Result<bool, TransportError> {
-        let written: Option<String> = self.then_publish(then, |c| {
-            redis::cmd("SET")
-                .arg(key)
-                .arg(value)
-                .arg("NX")
-                .arg("PX")
-                .arg(px_millis(ttl))
-                .query(c)
-        })?;
+        let mut write = redis::cmd("SET");
+        write
+            .arg(key)
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(px_millis(ttl));
+        let written: Option<String> = self.write_then_publish(key, &write, then)?;
         Ok(written.is_some())
     }
 
@@ -371,7 +413,9 @@ impl Transport for RedisClusterTransport {
     }
 
     fn delete(&self, key: &str, then: &[Outgoing<'_>]) -> Result<bool, TransportError> {
-        let removed: i64 = self.then_publish(then, |c| redis::cmd("DEL").arg(key).query(c))?;
+        let mut write = redis::cmd("DEL");
+        write.arg(key);
+        let removed: i64 = self.write_then_publish(key, &write, then)?;
         Ok(removed > 0)
     }
 
@@ -459,6 +503,7 @@ impl Transport for RedisClusterTransport {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         self.generation.fetch_add(1, Ordering::SeqCst);
         idle.clear();
+        self.direct.close();
     }
 
     // The lease and its term counter share a hash tag (`aci:{ns}:lease`,

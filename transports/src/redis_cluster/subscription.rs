@@ -179,8 +179,9 @@ impl ClusterSubscription {
     }
 }
 
-/// A connection to one node with the seed's credentials, timeouts set.
-fn connect(
+/// A connection to one master with the seed's credentials, timeouts set;
+/// refused if the node is not a master.
+pub(super) fn connect(
     transport: &RedisClusterTransport,
     host: &str,
     port: u16,

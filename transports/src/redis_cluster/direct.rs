@@ -237,3 +237,21 @@ fn not_run(kind: Option<ServerErrorKind>) -> bool {
         Some(Moved | Ask | TryAgain | ClusterDown | MasterDown | ReadOnly)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_redirect_or_a_changing_cluster_means_not_run() {
+        use ServerErrorKind::*;
+        for kind in [Moved, Ask, TryAgain, ClusterDown, MasterDown, ReadOnly] {
+            assert!(not_run(Some(kind)), "{kind:?}");
+        }
+        // Refusals of the command itself: it would fail anywhere.
+        for kind in [ResponseError, NoPerm, CrossSlot, ExecAbort, BusyLoading] {
+            assert!(!not_run(Some(kind)), "{kind:?}");
+        }
+        assert!(!not_run(None));
+    }
+}

@@ -3,7 +3,8 @@
 //!
 //! `cargo bench --bench hits` prints a table; `… -- --count ours|bare N`
 //! runs N hits and nothing else, for `valgrind --tool=callgrind` (see
-//! BENCHMARKS.md for the instructions-per-hit figure).
+//! BENCHMARKS.md for the instructions-per-hit figure); `… -- --clock`
+//! prints what one read of each clock a hit could use costs.
 #![allow(missing_docs, reason = "a benchmark binary")]
 
 use std::time::Duration;
@@ -28,6 +29,10 @@ fn main() {
             .and_then(|n| n.parse().ok())
             .unwrap_or(1_000_000);
         count(which, n);
+        return;
+    }
+    if args.iter().any(|a| a == "--clock") {
+        clock_reads();
         return;
     }
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing and must stay quick.
@@ -103,4 +108,33 @@ fn key(i: usize) -> String {
 
 fn value(i: usize) -> String {
     format!("{{\"id\": {i:08}, \"name\": \"abc\"}}")
+}
+
+/// Nanoseconds per read of the coarse clock the hit path reads, and of
+/// `std::time::Instant`, best of five runs of 20 M reads.
+fn clock_reads() {
+    fn per_read(read: impl Fn() -> u64) -> f64 {
+        const N: u64 = 20_000_000;
+        (0..5)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                let mut sum = 0u64;
+                for _ in 0..N {
+                    sum = sum.wrapping_add(std::hint::black_box(read()));
+                }
+                std::hint::black_box(sum);
+                start.elapsed().as_nanos() as f64 / N as f64
+            })
+            .fold(f64::MAX, f64::min)
+    }
+    let origin = coarsetime::Instant::now_without_cache_update();
+    let coarse = per_read(|| {
+        coarsetime::Instant::now_without_cache_update()
+            .duration_since(origin)
+            .as_nanos()
+    });
+    let std_origin = std::time::Instant::now();
+    let std = per_read(|| std_origin.elapsed().as_nanos() as u64);
+    println!("coarse clock (coarsetime, as the hit reads it): {coarse:.1} ns per read");
+    println!("std::time::Instant: {std:.1} ns per read");
 }

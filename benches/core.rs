@@ -122,7 +122,9 @@ fn loaded_controller(rate: u64) -> (Engine, Instant) {
         .build()
         .expect("valid config");
     let mut e = Engine::new(config, "bench-controller").expect("valid id");
-    e.start(Instant::ZERO);
+    // Start 5 s in, so that the 5 s of writes before the first tick fall
+    // after time zero (before, they wrapped around it).
+    e.start(Instant::from_nanos(5_000_000_000));
     let tick = e.poll_timeout().expect("controller tick armed");
     let writes = rate * 5;
     for i in 0..writes {

@@ -521,11 +521,23 @@ fn hammer(run_for: Duration, write: impl Fn(usize, usize) + Sync) -> Run {
 /// `n` writes of one kind and nothing else, for `valgrind --tool=callgrind`:
 /// the client's instructions per write (Redis runs outside valgrind). A
 /// strategy name (`ttl`, `batched`, `eager`) writes through a cache pinned
-/// to it; `plain` is a bare `SET … PX`, `pipeline` a hand-written
-/// `SET` + `PUBLISH`.
+/// to it; `command` is a bare `SET … PX`, `plain` the same as a pipeline of
+/// one, `pipeline` a hand-written `SET` + `PUBLISH`.
 fn count_writes(url: &str, conn: &mut redis::Connection, what: &str, n: usize) {
     let payload = r#"{"action": "invalidate", "keys": ["aci:bench-set:user:00000000001"], "strategy": "eager", "timestamp": 1795689266.4763556, "source": "0123456789ab"}"#;
     match what {
+        // What the timed `set` rows compare against: one command, no pipeline.
+        "command" => {
+            for i in 0..n {
+                let _: () = redis::cmd("SET")
+                    .arg(format!("aci:bench-set:{}", key(i % 500)))
+                    .arg("v")
+                    .arg("PX")
+                    .arg(10_000)
+                    .query(conn)
+                    .unwrap();
+            }
+        }
         "plain" | "pipeline" => {
             for i in 0..n {
                 let mut pipe = redis::pipe();
@@ -548,7 +560,7 @@ fn count_writes(url: &str, conn: &mut redis::Connection, what: &str, n: usize) {
             let strategy = Strategy::ALL
                 .into_iter()
                 .find(|s| s.to_string() == strategy)
-                .expect("ttl, batched, eager, plain or pipeline");
+                .expect("ttl, batched, eager, command, plain or pipeline");
             let writer = follower(url, "bench-set", strategy);
             for i in 0..n {
                 writer.set(&key(i % 500), "v").unwrap();

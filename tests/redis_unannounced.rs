@@ -165,3 +165,82 @@ fn the_async_cache_says_the_same() {
     let gone: Option<String> = admin.get("aci:mute:k").unwrap();
     assert_eq!(gone, None);
 }
+
+/// A user that may read, subscribe and publish, but not `SET`.
+fn read_only_writer(admin: &mut redis::Connection) -> String {
+    mute_user(admin);
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("mute")
+        .arg("+publish")
+        .arg("-set")
+        .query(admin)
+        .unwrap();
+    "mute".to_owned()
+}
+
+/// With nothing to publish (ttl and batched), a write goes as one `SET`, not
+/// a pipeline: Redis refusing it is still a plain, denied error, nothing is
+/// stored, and the near cache does not claim the value.
+#[test]
+fn a_refused_write_with_nothing_to_announce_is_a_denied_error() {
+    if support::skip_without_own_servers(
+        "a_refused_write_with_nothing_to_announce_is_a_denied_error",
+    ) {
+        return;
+    }
+    let server = RedisServer::start();
+    let mut admin = raw(&server.url());
+    read_only_writer(&mut admin);
+    let cache = Builder::new()
+        .namespace("mute")
+        .is_controller(false)
+        .connect(&mute_url(&server))
+        .expect("subscribing is allowed");
+    for strategy in [Strategy::Ttl, Strategy::Batched] {
+        cache.force_strategy(Some(strategy)).unwrap();
+        match cache.set("k", "v") {
+            Err(Error::Transport(e)) => assert!(e.is_denied(), "{strategy}: {e}"),
+            other => panic!("{strategy}: a refused SET answered {other:?}"),
+        }
+        let absent: Option<String> = admin.get("aci:mute:k").unwrap();
+        assert_eq!(absent, None, "{strategy}");
+        assert_eq!(cache.get_string("k").unwrap(), None, "{strategy}");
+    }
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn the_async_cache_refuses_the_same() {
+    if support::skip_without_own_servers("the_async_cache_refuses_the_same") {
+        return;
+    }
+    let server = RedisServer::start();
+    let mut admin = raw(&server.url());
+    read_only_writer(&mut admin);
+    let url = mute_url(&server);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let cache = Builder::new()
+            .namespace("mute")
+            .is_controller(false)
+            .into_async()
+            .connect(&url)
+            .await
+            .expect("subscribing is allowed");
+        for strategy in [Strategy::Ttl, Strategy::Batched] {
+            cache.force_strategy(Some(strategy)).await.unwrap();
+            match cache.set("k", "v").await {
+                Err(Error::Transport(e)) => assert!(e.is_denied(), "{strategy}: {e}"),
+                other => panic!("{strategy}: a refused SET answered {other:?}"),
+            }
+            assert_eq!(cache.get_string("k").await.unwrap(), None, "{strategy}");
+        }
+    });
+    let absent: Option<String> = admin.get("aci:mute:k").unwrap();
+    assert_eq!(absent, None);
+}

@@ -152,6 +152,12 @@ impl AsyncTransport for RedisAsyncTransport {
         ttl: Duration,
         then: &[Outgoing<'_>],
     ) -> Result<(), TransportError> {
+        if then.is_empty() {
+            let cmd = crate::redis::set_cmd(key, value, ttl);
+            return self
+                .run(|mut c| async move { cmd.query_async::<()>(&mut c).await })
+                .await;
+        }
         let pipe = crate::redis::set_many_pipe(&[(key, value)], ttl, then);
         self.run(|mut c| async move { split_publish_failure(pipe.query_async::<()>(&mut c).await) })
             .await?

@@ -3,6 +3,7 @@
 //! same run: plain `GET` / `SET` through the `redis` crate.
 //!
 //! `cargo bench --bench e2e` prints a table; BENCHMARKS.md records one run.
+//! `… -- --bench --hits-only` stops after the hit rows (for `perf record`).
 #![allow(missing_docs, reason = "a benchmark binary")]
 
 #[path = "../tests/support/mod.rs"]
@@ -97,6 +98,9 @@ fn main() {
     }
     drop(raw);
     assert_eq!(cache.stats().cache_misses, 0, "every read above was a hit");
+    if args.iter().any(|a| a == "--hits-only") {
+        return;
+    }
 
     // Misses: a second instance has an empty near cache; each read is one GET + fill.
     let cold = follower(&url, "bench", Strategy::Eager);

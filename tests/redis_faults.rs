@@ -317,11 +317,15 @@ fn operations_on_a_frozen_server_fail_within_their_timeout() {
     t.set("k", b"v", Duration::from_secs(10), &[msg]).unwrap();
     server.pause();
     type Check<'a> = (&'static str, Box<dyn Fn() -> bool + 'a>);
-    let checks: [Check<'_>; 4] = [
+    let checks: [Check<'_>; 5] = [
         ("get_with_ttl", Box::new(|| t.get_with_ttl("k").is_err())),
         (
             "eager set",
             Box::new(|| t.set("k", b"v", Duration::from_secs(10), &[msg]).is_err()),
+        ),
+        (
+            "set with nothing to publish (one command, not a pipeline)",
+            Box::new(|| t.set("k", b"v", Duration::from_secs(10), &[]).is_err()),
         ),
         (
             "publish x3",

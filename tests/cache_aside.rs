@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use aci_cache::transports::{MemoryTransport, Transport};
-use aci_cache::{AdaptiveCache, Error};
+use aci_cache::{AdaptiveCache, Error, Strategy};
 
 fn cache(redis: &MemoryTransport) -> AdaptiveCache<MemoryTransport> {
     AdaptiveCache::builder()
@@ -236,32 +236,41 @@ async fn async_callers_share_one_load_and_a_cancelled_leader_hands_it_on() {
 fn two_instances_loading_at_once_on_redis_end_with_one_value() {
     let url = support::shared_url();
     let ns = support::unique_namespace("aside");
-    let make = || {
-        AdaptiveCache::builder()
-            .namespace(&ns)
-            .is_controller(false)
-            .connect(&url)
-            .unwrap()
-    };
-    let (a, b) = (make(), make());
-    let start = Arc::new(Barrier::new(2));
-    let load = |cache: AdaptiveCache<_>, who: &'static str| {
-        let start = Arc::clone(&start);
-        std::thread::spawn(move || {
-            cache.get_or_load("k", || {
-                start.wait();
-                who
+    // ttl stores with `SET … NX` alone, eager pipelines it with its PUBLISH.
+    for strategy in [Strategy::Ttl, Strategy::Eager] {
+        let make = || {
+            let cache = AdaptiveCache::builder()
+                .namespace(&ns)
+                .is_controller(false)
+                .connect(&url)
+                .unwrap();
+            cache.force_strategy(Some(strategy)).unwrap();
+            cache
+        };
+        let (a, b) = (make(), make());
+        let key = format!("k-{strategy}");
+        let start = Arc::new(Barrier::new(2));
+        let load = |cache: AdaptiveCache<_>, who: &'static str| {
+            let (start, key) = (Arc::clone(&start), key.clone());
+            std::thread::spawn(move || {
+                cache.get_or_load(&key, || {
+                    start.wait();
+                    who
+                })
             })
-        })
-    };
-    let (ra, rb) = (load(a.clone(), "from-a"), load(b.clone(), "from-b"));
-    let (va, vb) = (ra.join().unwrap().unwrap(), rb.join().unwrap().unwrap());
-    assert_eq!(va, vb, "both return what Redis holds");
-    let mut raw = support::raw(&url);
-    let stored: String = redis::Commands::get(&mut raw, format!("aci:{ns}:k")).unwrap();
-    assert_eq!(stored.as_bytes(), &va[..]);
-    let ttl: i64 = redis::Commands::pttl(&mut raw, format!("aci:{ns}:k")).unwrap();
-    assert!(ttl > 0, "stored with the default TTL ({ttl} ms)");
+        };
+        let (ra, rb) = (load(a.clone(), "from-a"), load(b.clone(), "from-b"));
+        let (va, vb) = (ra.join().unwrap().unwrap(), rb.join().unwrap().unwrap());
+        assert_eq!(va, vb, "{strategy}: both return what Redis holds");
+        let mut raw = support::raw(&url);
+        let stored: String = redis::Commands::get(&mut raw, format!("aci:{ns}:{key}")).unwrap();
+        assert_eq!(stored.as_bytes(), &va[..], "{strategy}");
+        let ttl: i64 = redis::Commands::pttl(&mut raw, format!("aci:{ns}:{key}")).unwrap();
+        assert!(
+            ttl > 0,
+            "{strategy}: stored with the default TTL ({ttl} ms)"
+        );
+    }
 }
 
 #[test]

@@ -206,6 +206,16 @@ fn a_refused_write_with_nothing_to_announce_is_a_denied_error() {
         let absent: Option<String> = admin.get("aci:mute:k").unwrap();
         assert_eq!(absent, None, "{strategy}");
         assert_eq!(cache.get_string("k").unwrap(), None, "{strategy}");
+        // A cache-aside load stores with `SET … NX`, alone too: refused the
+        // same way, and the next load is not left waiting on this one.
+        for _ in 0..2 {
+            match cache.get_or_load("loaded", || "v") {
+                Err(Error::Transport(e)) => assert!(e.is_denied(), "{strategy}: {e}"),
+                other => panic!("{strategy}: a refused SET NX answered {other:?}"),
+            }
+        }
+        let absent: Option<String> = admin.get("aci:mute:loaded").unwrap();
+        assert_eq!(absent, None, "{strategy}");
     }
 }
 
@@ -239,8 +249,16 @@ fn the_async_cache_refuses_the_same() {
                 other => panic!("{strategy}: a refused SET answered {other:?}"),
             }
             assert_eq!(cache.get_string("k").await.unwrap(), None, "{strategy}");
+            for _ in 0..2 {
+                match cache.get_or_load("loaded", || async { "v" }).await {
+                    Err(Error::Transport(e)) => assert!(e.is_denied(), "{strategy}: {e}"),
+                    other => panic!("{strategy}: a refused SET NX answered {other:?}"),
+                }
+            }
         }
     });
-    let absent: Option<String> = admin.get("aci:mute:k").unwrap();
-    assert_eq!(absent, None);
+    for key in ["aci:mute:k", "aci:mute:loaded"] {
+        let absent: Option<String> = admin.get(key).unwrap();
+        assert_eq!(absent, None, "{key}");
+    }
 }

@@ -153,7 +153,7 @@ impl AsyncTransport for RedisAsyncTransport {
         then: &[Outgoing<'_>],
     ) -> Result<(), TransportError> {
         if then.is_empty() {
-            let cmd = crate::redis::set_cmd(key, value, ttl);
+            let cmd = crate::redis::set_cmd(key, value, ttl, false);
             return self
                 .run(|mut c| async move { cmd.query_async::<()>(&mut c).await })
                 .await;
@@ -171,6 +171,13 @@ impl AsyncTransport for RedisAsyncTransport {
         ttl: Duration,
         then: &[Outgoing<'_>],
     ) -> Result<bool, TransportError> {
+        if then.is_empty() {
+            let cmd = crate::redis::set_cmd(key, value, ttl, true);
+            let written: Option<String> = self
+                .run(|mut c| async move { cmd.query_async(&mut c).await })
+                .await?;
+            return Ok(written.is_some());
+        }
         let pipe = crate::redis::set_if_absent_pipe(key, value, ttl, then);
         let (written,): (Option<String>,) = self
             .run(|mut c| async move { split_publish_failure(pipe.query_async(&mut c).await) })

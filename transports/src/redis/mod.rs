@@ -254,19 +254,19 @@ fn px_millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// `SET key value PX ttl` alone, for a write with nothing to publish (ttl
-/// and batched strategies): one command rather than a pipeline of one, whose
-/// ignored-reply set and reply vector cost about 1,500 instructions a write,
-/// and sized up front so that building it does not reallocate. (Shared with
-/// the async transport.)
-pub(crate) fn set_cmd(key: &str, value: &[u8], ttl: Duration) -> redis::Cmd {
-    // "SET", "PX" and a TTL of up to 20 digits, beside the key and value.
-    let mut cmd = redis::Cmd::with_capacity(5, key.len() + value.len() + 25);
-    cmd.arg("SET")
-        .arg(key)
-        .arg(value)
-        .arg("PX")
-        .arg(px_millis(ttl));
+/// `SET key value [NX] PX ttl` alone, for a write with nothing to publish
+/// (ttl and batched strategies): one command rather than a pipeline of one,
+/// whose ignored-reply set and reply vector cost about 1,500 instructions a
+/// write, and sized up front so that building it does not reallocate.
+/// (Shared with the async transport.)
+pub(crate) fn set_cmd(key: &str, value: &[u8], ttl: Duration, if_absent: bool) -> redis::Cmd {
+    // "SET", "NX", "PX" and a TTL of up to 20 digits, beside the key and value.
+    let mut cmd = redis::Cmd::with_capacity(6, key.len() + value.len() + 27);
+    cmd.arg("SET").arg(key).arg(value);
+    if if_absent {
+        cmd.arg("NX");
+    }
+    cmd.arg("PX").arg(px_millis(ttl));
     cmd
 }
 
@@ -298,13 +298,8 @@ pub(crate) fn set_if_absent_pipe(
     ttl: Duration,
     then: &[Outgoing<'_>],
 ) -> redis::Pipeline {
-    let mut pipe = redis::pipe();
-    pipe.cmd("SET")
-        .arg(key)
-        .arg(value)
-        .arg("NX")
-        .arg("PX")
-        .arg(px_millis(ttl));
+    let mut pipe = redis::Pipeline::with_capacity(1 + then.len());
+    pipe.add_command(set_cmd(key, value, ttl, true));
     add_publishes(&mut pipe, then);
     pipe
 }
@@ -338,7 +333,7 @@ impl Transport for RedisTransport {
         then: &[Outgoing<'_>],
     ) -> Result<(), TransportError> {
         if then.is_empty() {
-            let cmd = set_cmd(key, value, ttl);
+            let cmd = set_cmd(key, value, ttl, false);
             return self.with_pipeline(1, |c| cmd.query::<()>(c));
         }
         let pipe = set_many_pipe(&[(key, value)], ttl, then);
@@ -355,6 +350,11 @@ impl Transport for RedisTransport {
         ttl: Duration,
         then: &[Outgoing<'_>],
     ) -> Result<bool, TransportError> {
+        if then.is_empty() {
+            let cmd = set_cmd(key, value, ttl, true);
+            let written: Option<String> = self.with_pipeline(1, |c| cmd.query(c))?;
+            return Ok(written.is_some());
+        }
         let pipe = set_if_absent_pipe(key, value, ttl, then);
         let (written,): (Option<String>,) = self
             .with_pipeline(1 + then.len(), |c| split_publish_failure(pipe.query(c)))?
